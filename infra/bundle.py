@@ -1,0 +1,94 @@
+"""The runtime bundle: gpufleet's own wheel and pinned requirements, for instances to install.
+
+Instances never depend on gpufleet being published: `render` writes
+build/<stack>/bundle/{<wheel>, requirements.txt}, the storage module uploads them to the
+artifacts bucket, and user_data installs them from there. The wheel is built here directly
+(a wheel is a zip with a dist-info folder) rather than through pip, so it takes milliseconds
+and is byte-for-byte reproducible: the same sources give the same file, the same S3 ETag,
+and so no spurious change in the plan.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.metadata
+import io
+import re
+import zipfile
+from pathlib import Path
+
+from infra import PROJECT_ROOT
+from runtime import __version__
+
+DIST = "gpufleet"
+PACKAGES = ("infra", "runtime")
+_FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+# Runtime requirements pinned to what was tested here; torch's local suffix (+cpu) is
+# dropped so a GPU instance resolves the same release's CUDA build from its index.
+RUNTIME_REQUIREMENTS = (
+    "torch", "numpy", "pyarrow", "xxhash", "boto3", "pydantic", "pyyaml", "jinja2",
+    "uvicorn", "starlette", "prometheus-client", "orjson",
+)
+
+
+def wheel_name() -> str:
+    return f"{DIST}-{__version__}-py3-none-any.whl"
+
+
+def _package_files() -> list[tuple[str, Path]]:
+    files = []
+    for pkg in PACKAGES:
+        for path in sorted((PROJECT_ROOT / pkg).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".j2", ".json", ".typed"):
+                files.append((path.relative_to(PROJECT_ROOT).as_posix(), path))
+    return files
+
+
+def _record_hash(data: bytes) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"sha256={digest}"
+
+
+def pinned_requirements() -> str:
+    lines = []
+    for name in RUNTIME_REQUIREMENTS:
+        try:
+            version = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            lines.append(name)
+            continue
+        lines.append(f"{name}=={re.sub(r'[+].*$', '', version)}")
+    return "\n".join(lines) + "\n"
+
+
+def build_wheel() -> bytes:
+    """The wheel's bytes: packages infra and runtime, console script `gpufleet`."""
+    dist_info = f"{DIST}-{__version__}.dist-info"
+    requires = "".join(f"Requires-Dist: {r}\n" for r in pinned_requirements().split())
+    meta = {
+        f"{dist_info}/METADATA": (
+            f"Metadata-Version: 2.1\nName: {DIST}\nVersion: {__version__}\n"
+            f"Summary: gpufleet runtime bundle\nRequires-Python: >=3.10\n{requires}"
+        ).encode(),
+        f"{dist_info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: gpufleet\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{dist_info}/entry_points.txt": b"[console_scripts]\ngpufleet = infra.cli:main\n",
+        f"{dist_info}/top_level.txt": ("\n".join(PACKAGES) + "\n").encode(),
+    }
+    entries = [(arc, path.read_bytes()) for arc, path in _package_files()] + sorted(meta.items())
+    record = "".join(f"{arc},{_record_hash(data)},{len(data)}\n" for arc, data in entries)
+    record += f"{dist_info}/RECORD,,\n"
+    entries.append((f"{dist_info}/RECORD", record.encode()))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for arc, data in entries:
+            info = zipfile.ZipInfo(arc, date_time=_FIXED_TIME)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, data)
+    return buf.getvalue()
+
+
+def bundle_files() -> dict[str, bytes]:
+    """Bundle file name -> bytes: the wheel and requirements.txt."""
+    return {wheel_name(): build_wheel(), "requirements.txt": pinned_requirements().encode()}

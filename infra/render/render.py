@@ -1,0 +1,225 @@
+"""Rendering a resolved stack to a Terraform root directory (build/<stack>/ by default).
+
+Output: main.tf, variables.tf, outputs.tf, providers.tf, terraform.tfvars.json,
+user_data/<role>.sh.tftpl, runtime/<role>.json, bundle/. Files are written to a temporary
+directory first and moved into place one by one, so an error leaves the previous render
+untouched, and Terraform's own files in the directory (.terraform/, state) are kept.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+
+from infra import BUILD_DIR, MODULES_DIR, TEMPLATES_DIR
+from infra.bundle import bundle_files, wheel_name
+from infra.render.hcl import format_hcl, hcl
+from infra.render.runtime_config import BUNDLE_PREFIX, TRAINING_HOOK_TIMEOUT_S, runtime_config
+from infra.spec.resolve import ALB_ALGORITHMS, CUSTOM_METRIC_NAMES, METRIC_NAMESPACE, ResolvedCapacity, ResolvedStack
+from runtime import __version__
+
+TARGETS = ("emulator", "aws")
+# The emulator target runs offline against the AWS provider in the local mirror (3.39);
+# real AWS gets current providers from the registry.
+PROVIDER_CONSTRAINTS = {"emulator": "= 3.39.0", "aws": ">= 5.0, < 6.0"}
+PROVIDER_MAJOR = {"emulator": 3, "aws": 5}
+RENDER_MANIFEST = ".gpufleet-render.json"
+EMULATOR_OVERRIDE = "emulator_override.tf"
+
+
+def _hcl_ident(value: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", value):
+        raise ValueError(f"not an HCL identifier: {value!r}")
+    return value
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["hcl"] = hcl
+    env.filters["hcl_ident"] = _hcl_ident
+    return env
+
+
+def default_out_dir(r: ResolvedStack) -> Path:
+    return BUILD_DIR / r.name
+
+
+def _image(fleet) -> dict:
+    img = fleet.image
+    if img.id:
+        return {"id": img.id, "owner": "", "name_pattern": ""}
+    return {"id": "", "owner": img.lookup.owner, "name_pattern": img.lookup.name}
+
+
+def _capacity(c: ResolvedCapacity) -> dict:
+    return {
+        "on_demand_base": c.on_demand_base,
+        "on_demand_percentage_above_base": c.on_demand_percentage_above_base,
+        "spot_allocation_strategy": c.spot_allocation_strategy,
+    }
+
+
+def _context(r: ResolvedStack, target: str, modules: str) -> dict:
+    s = r.spec
+    ctx: dict = {
+        "stack": s,
+        "r": r,
+        "modules": modules,
+        "metric_namespace": METRIC_NAMESPACE,
+        "provider_constraint": PROVIDER_CONSTRAINTS[target],
+        "bundle_files": {BUNDLE_PREFIX + name: "bundle/" + name for name in (wheel_name(), "requirements.txt")},
+        "capacity": _capacity,
+        "images": {},
+        "serving_port": s.serving.port if s.serving else 8080,
+        "listener_ports": [],
+        "training_grace_s": 300,
+        "training_hook": {"heartbeat_timeout_s": TRAINING_HOOK_TIMEOUT_S, "default_result": "CONTINUE"},
+    }
+    if s.training:
+        ctx["images"]["training"] = _image(s.training)
+    if s.serving:
+        sv, lb = s.serving, s.serving.load_balancer
+        scaling = sv.autoscaling
+        ports = [lb.listener.port]
+        if lb.listener.certificate_arn and lb.listener.port != 80:
+            ports.append(80)  # the HTTP listener that redirects to HTTPS
+        ctx.update(
+            lb=lb,
+            listener_ports=ports,
+            images={**ctx["images"], "serving": _image(sv)},
+            alb_algorithm=ALB_ALGORITHMS[lb.algorithm],
+            alb_pools={p.name: {"weight": p.weight} for p in r.pools},
+            health_check={
+                "path": lb.health_check.path,
+                "interval_s": lb.health_check.interval_s,
+                "timeout_s": lb.health_check.timeout_s,
+                "healthy_threshold": lb.health_check.healthy_threshold,
+                "unhealthy_threshold": lb.health_check.unhealthy_threshold,
+                "matcher": "200",
+            },
+            serving_grace_s=max(scaling.warmup_s if scaling else 0, 60),
+            default_cooldown_s=scaling.scale_in_cooldown_s if scaling else 300,
+            # The instance drains for the load balancer's deregistration window plus the server's drain timeout.
+            serving_hook={
+                "heartbeat_timeout_s": max(30, lb.deregistration_delay_s + sv.drain_timeout_s + 30),
+                "default_result": "CONTINUE",
+            },
+            scaling=(
+                {
+                    "metric": scaling.metric,
+                    "target": scaling.target,
+                    "warmup_s": scaling.warmup_s,
+                    "metric_name": CUSTOM_METRIC_NAMES.get(scaling.metric, ""),
+                }
+                if scaling
+                else None
+            ),
+        )
+    return ctx
+
+
+def _user_data(r: ResolvedStack, role: str) -> str:
+    config = json.dumps(runtime_config(r, role), sort_keys=True, separators=(",", ":"))
+    if role == "train":
+        stop = TRAINING_HOOK_TIMEOUT_S
+    else:
+        stop = r.spec.serving.load_balancer.deregistration_delay_s + r.spec.serving.drain_timeout_s + 10
+    return environment().get_template("cloud-init/user_data.sh.j2").render(
+        role=role,
+        config_b64=base64.b64encode(config.encode()).decode(),
+        version=__version__,
+        bundle_prefix=BUNDLE_PREFIX,
+        wheel=wheel_name(),
+        stop_timeout_s=stop,
+    )
+
+
+def render_files(r: ResolvedStack, target: str = "emulator", modules: str | None = None) -> dict[str, bytes]:
+    """Relative path -> content of every file of the rendered root (without the bundle's bytes)."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown render target {target!r}")
+    ctx = _context(r, target, modules or "MODULES")
+    env = environment()
+    files: dict[str, bytes] = {}
+    for name in ("main.tf", "variables.tf", "outputs.tf", "providers.tf"):
+        text = env.get_template(f"aws/{name}.j2").render(**ctx)
+        files[name] = format_hcl(text).encode()
+    tfvars = {"region": r.spec.region, "force_destroy_artifacts": r.spec.artifacts.force_destroy}
+    if target == "emulator":
+        # moto evaluates a bucket policy's deny but not its aws:SecureTransport condition, has
+        # no instance refresh, and rounds a fractional spot/on-demand split down (launching
+        # fewer instances than desired, so waiting for capacity never ends). The emulator's
+        # data is throwaway, so force_destroy too.
+        tfvars.update(
+            enforce_tls_on_artifacts=False,
+            instance_refresh=False,
+            wait_for_capacity_timeout="0",
+            force_destroy_artifacts=True,
+        )
+    files["terraform.tfvars.json"] = (json.dumps(tfvars, indent=2, sort_keys=True) + "\n").encode()
+    roles = (["train"] if r.spec.training else []) + (["serve"] if r.spec.serving else [])
+    for role in roles:
+        files[f"user_data/{role}.sh.tftpl"] = _user_data(r, role).encode()
+        files[f"runtime/{role}.json"] = (json.dumps(runtime_config(r, role), indent=2, sort_keys=True) + "\n").encode()
+    return files
+
+
+def render_emulator_override(endpoint: str, provider_major: int = 3) -> str:
+    text = environment().get_template("aws/emulator_override.tf.j2").render(
+        endpoint=endpoint, provider_major=provider_major
+    )
+    return format_hcl(text)
+
+
+def write_tree(out_dir: Path, files: dict[str, bytes]) -> None:
+    """Write `files` under out_dir atomically per file; remove files an earlier render wrote that are gone now."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest_path = out_dir / RENDER_MANIFEST
+    previous = set(json.loads(manifest_path.read_text())) if manifest_path.is_file() else set()
+    staging = Path(tempfile.mkdtemp(prefix=".render-", dir=out_dir))
+    try:
+        for rel, data in files.items():
+            dest = out_dir / rel
+            if dest.is_file() and dest.read_bytes() == data:
+                continue  # unchanged: keep mtime so Terraform sees no change
+            tmp = staging / rel.replace("/", "__")
+            tmp.write_bytes(data)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, dest)
+        for rel in sorted(previous - set(files)):
+            (out_dir / rel).unlink(missing_ok=True)
+        tmp_manifest = staging / RENDER_MANIFEST
+        tmp_manifest.write_text(json.dumps(sorted(files), indent=1))
+        os.replace(tmp_manifest, manifest_path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def render(r: ResolvedStack, out_dir: Path | None = None, target: str = "emulator") -> Path:
+    """Render the stack's Terraform root and runtime bundle into out_dir; return out_dir."""
+    out = Path(out_dir) if out_dir else default_out_dir(r)
+    modules = os.path.relpath(MODULES_DIR, out.resolve()).replace(os.sep, "/")
+    files = render_files(r, target, modules)
+    files.update({f"bundle/{name}": data for name, data in bundle_files().items()})
+    if target != "emulator":
+        files.pop(EMULATOR_OVERRIDE, None)
+    write_tree(out, files)
+    if target != "emulator":
+        (out / EMULATOR_OVERRIDE).unlink(missing_ok=True)
+    return out

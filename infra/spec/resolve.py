@@ -1,0 +1,107 @@
+"""A validated stack with every default and derived value filled in.
+
+Templates and the runtime config read this, never the raw YAML, so one spec value has one
+home and derived names (group names, target groups, metric names) are computed once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from infra.spec.gpus import gpus_for
+from infra.spec.model import Capacity, Size, Stack
+
+# The metric contract shared by the Terraform scaling policy and runtime/agent.
+METRIC_NAMESPACE = "GPUFleet"
+CUSTOM_METRIC_NAMES = {"inflight_requests": "InflightRequests", "gpu_utilization": "GPUUtilization"}
+# Spec algorithm -> ALB target group algorithm (weighted round robin is round robin inside
+# each pool's target group plus a weighted forward across pools).
+ALB_ALGORITHMS = {
+    "round_robin": "round_robin",
+    "least_connections": "least_outstanding_requests",
+    "weighted_round_robin": "round_robin",
+}
+HAPROXY_ALGORITHMS = {"round_robin": "roundrobin", "least_connections": "leastconn", "weighted_round_robin": "roundrobin"}
+DEFAULT_POOL = "main"
+
+
+@dataclass(frozen=True)
+class ResolvedCapacity:
+    on_demand_base: int
+    on_demand_percentage_above_base: int
+    spot_allocation_strategy: str = "capacity-optimized"
+
+
+@dataclass(frozen=True)
+class ResolvedPool:
+    name: str
+    group_name: str
+    instance_type: str
+    gpus_per_node: int
+    weight: int
+    size: Size
+    capacity: ResolvedCapacity
+
+
+@dataclass(frozen=True)
+class ResolvedStack:
+    spec: Stack
+    tags: dict[str, str]
+    training_group: str | None = None
+    training_gpus_per_node: int | None = None
+    training_capacity: ResolvedCapacity | None = None
+    pools: list[ResolvedPool] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def resolve_capacity(capacity: Capacity) -> ResolvedCapacity:
+    if capacity.type == "on_demand":
+        return ResolvedCapacity(0, 100)
+    if capacity.type == "spot":
+        return ResolvedCapacity(0, 0)
+    return ResolvedCapacity(capacity.on_demand_base, 100 - (capacity.spot_percentage or 0))
+
+
+def resolve(stack: Stack) -> ResolvedStack:
+    """Fill in derived values of a stack that passed `stack_problems` without problems."""
+    tags = {**stack.tags, "gpufleet:stack": stack.name}
+    kwargs: dict = {}
+    if stack.training is not None:
+        t = stack.training
+        kwargs.update(
+            training_group=f"{stack.name}-train",
+            training_gpus_per_node=t.gpus_per_node or gpus_for(t.instance_type),
+            training_capacity=resolve_capacity(t.capacity),
+        )
+    pools: list[ResolvedPool] = []
+    s = stack.serving
+    if s is not None:
+        specs = s.pools or []
+        if not specs:
+            pools.append(
+                ResolvedPool(
+                    name=DEFAULT_POOL,
+                    group_name=f"{stack.name}-serve-{DEFAULT_POOL}",
+                    instance_type=s.instance_type,
+                    gpus_per_node=s.gpus_per_node or gpus_for(s.instance_type),
+                    weight=1,
+                    size=s.replicas,
+                    capacity=resolve_capacity(s.capacity),
+                )
+            )
+        for p in specs:
+            pools.append(
+                ResolvedPool(
+                    name=p.name,
+                    group_name=f"{stack.name}-serve-{p.name}",
+                    instance_type=p.instance_type,
+                    gpus_per_node=p.gpus_per_node or gpus_for(p.instance_type),
+                    weight=p.weight,
+                    size=p.replicas or s.replicas,
+                    capacity=resolve_capacity(p.capacity or s.capacity),
+                )
+            )
+    return ResolvedStack(spec=stack, tags=tags, pools=pools, **kwargs)

@@ -1,0 +1,1 @@
+"""Running Terraform: which binary, the offline provider mirror, and parsed results."""

@@ -1,0 +1,28 @@
+"""Errors a user can cause, shared by infra and runtime.
+
+`BadInput` is the one exception the CLI turns into exit code 2: the message is already in
+the user's terms (the field or value, what is allowed). Anything else is an internal error
+and is left to propagate with its traceback.
+"""
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+class BadInput(Exception):
+    """Input from a user (spec, dataset, flag, request) that cannot be used.
+
+    `problems` holds one line per problem, each `path.to.field: what is wrong (got VALUE; allowed ...)`,
+    so every problem is reported at once rather than one per run.
+    """
+
+    def __init__(self, problems):
+        if isinstance(problems, str):
+            problems = [problems]
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class OperationFailed(Exception):
+    """An operation the user asked for ran and failed (Terraform error, emulator down): exit 1."""

@@ -1,0 +1,13 @@
+terraform {
+  required_version = ">= 1.3"
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = "= 3.39.0"
+    }
+  }
+}
+
+provider "aws" {
+  region = var.region
+}

@@ -1,0 +1,58 @@
+"""Golden files: every example renders to exactly the committed Terraform root.
+
+Regenerate after an intended change with `GPUFLEET_UPDATE_GOLDEN=1 make test-fast` and review
+the diff like code. The runtime bundle's bytes are not compared (they change with any source
+file); everything Terraform reads is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from infra.render.render import render_files
+from infra.spec import load_stack
+
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = Path(__file__).parent / "golden"
+EXAMPLES = sorted((ROOT / "examples").glob("aws-*.yaml"))
+TARGETS = {"emulator": "", "aws": "-aws"}
+
+
+def rendered(example: Path, target: str) -> dict[str, bytes]:
+    # The module path as `gpufleet render` writes it for the default build/<name>/.
+    return render_files(load_stack(example), target, modules="../../modules")
+
+
+@pytest.mark.parametrize("target", list(TARGETS))
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_render_matches_golden(example, target):
+    files = rendered(example, target)
+    folder = GOLDEN / (example.stem + TARGETS[target])
+    if os.environ.get("GPUFLEET_UPDATE_GOLDEN"):
+        for rel, data in files.items():
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            (folder / rel).write_bytes(data)
+    expected = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    assert expected == set(files), "files rendered differ from the golden set"
+    for rel, data in files.items():
+        assert (folder / rel).read_bytes().decode() == data.decode(), f"{folder.name}/{rel} differs from golden"
+
+
+def test_render_is_deterministic():
+    a = rendered(EXAMPLES[0], "emulator")
+    b = rendered(EXAMPLES[0], "emulator")
+    assert a == b
+
+
+def test_targets_differ_only_in_provider_constraint():
+    for example in EXAMPLES:
+        emu, aws = rendered(example, "emulator"), rendered(example, "aws")
+        differing = {k for k in emu if emu[k] != aws[k]}
+        assert differing == {"providers.tf", "terraform.tfvars.json"}
+        assert json.loads(aws["terraform.tfvars.json"]).keys() == {"region", "force_destroy_artifacts"}
+        assert b'version = "= 3.39.0"' in emu["providers.tf"]
+        assert b'version = ">= 5.0, < 6.0"' in aws["providers.tf"]

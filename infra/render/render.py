@@ -9,6 +9,7 @@ untouched, and Terraform's own files in the directory (.terraform/, state) are k
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -134,7 +135,7 @@ def _context(r: ResolvedStack, target: str, modules: str) -> dict:
     return ctx
 
 
-def _user_data(r: ResolvedStack, role: str) -> str:
+def _user_data(r: ResolvedStack, role: str, bundle_sha256: str) -> str:
     config = json.dumps(runtime_config(r, role), sort_keys=True, separators=(",", ":"))
     if role == "train":
         stop = TRAINING_HOOK_TIMEOUT_S
@@ -147,10 +148,13 @@ def _user_data(r: ResolvedStack, role: str) -> str:
         bundle_prefix=BUNDLE_PREFIX,
         wheel=wheel_name(),
         stop_timeout_s=stop,
+        bundle_sha256=bundle_sha256,
     )
 
 
-def render_files(r: ResolvedStack, target: str = "emulator", modules: str | None = None) -> dict[str, bytes]:
+def render_files(
+    r: ResolvedStack, target: str = "emulator", modules: str | None = None, bundle_sha256: str = "0" * 64
+) -> dict[str, bytes]:
     """Relative path -> content of every file of the rendered root (without the bundle's bytes)."""
     if target not in TARGETS:
         raise ValueError(f"unknown render target {target!r}")
@@ -175,7 +179,7 @@ def render_files(r: ResolvedStack, target: str = "emulator", modules: str | None
     files["terraform.tfvars.json"] = (json.dumps(tfvars, indent=2, sort_keys=True) + "\n").encode()
     roles = (["train"] if r.spec.training else []) + (["serve"] if r.spec.serving else [])
     for role in roles:
-        files[f"user_data/{role}.sh.tftpl"] = _user_data(r, role).encode()
+        files[f"user_data/{role}.sh.tftpl"] = _user_data(r, role, bundle_sha256).encode()
         files[f"runtime/{role}.json"] = (json.dumps(runtime_config(r, role), indent=2, sort_keys=True) + "\n").encode()
     return files
 
@@ -215,8 +219,10 @@ def render(r: ResolvedStack, out_dir: Path | None = None, target: str = "emulato
     """Render the stack's Terraform root and runtime bundle into out_dir; return out_dir."""
     out = Path(out_dir) if out_dir else default_out_dir(r)
     modules = os.path.relpath(MODULES_DIR, out.resolve()).replace(os.sep, "/")
-    files = render_files(r, target, modules)
-    files.update({f"bundle/{name}": data for name, data in bundle_files().items()})
+    bundle = bundle_files()
+    digest = hashlib.sha256(b"".join(bundle[name] for name in sorted(bundle))).hexdigest()
+    files = render_files(r, target, modules, bundle_sha256=digest)
+    files.update({f"bundle/{name}": data for name, data in bundle.items()})
     if target != "emulator":
         files.pop(EMULATOR_OVERRIDE, None)
     write_tree(out, files)

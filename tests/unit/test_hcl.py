@@ -26,7 +26,7 @@ HOSTILE = [
     "<<EOF\nrm -rf /\nEOF",
     '"\n}\nresource "aws_instance" "evil" {\n',
     "tab\tand\rcarriage",
-    "unicode \u2028 sep \u0000 nul \x7f",
+    "unicode \u2028 sep \u0000 nul \x7f nel \x85 vt \x0b ff \x0c",
     "trailing backslash \\",
     "#{not ruby}",
     "",
@@ -97,4 +97,4 @@ def test_user_data_carries_no_spec_strings():
     """Spec values reach user_data only base64-encoded inside the runtime config."""
     text = (ROOT / "templates/cloud-init/user_data.sh.j2").read_text()
     names = set(re.findall(r"\{\{\s*([a-z0-9_]+)", text))
-    assert names <= {"role", "config_b64", "version", "bundle_prefix", "wheel", "stop_timeout_s"}, names
+    assert names <= {"role", "config_b64", "version", "bundle_prefix", "wheel", "stop_timeout_s", "bundle_sha256"}, names

@@ -58,8 +58,9 @@ module "training" {
     "owner"        = "amazon"
     "name_pattern" = "Deep Learning OSS Nvidia Driver AMI GPU PyTorch * (Ubuntu 22.04) *"
   }
-  disk_gb               = 300
-  user_data             = templatefile("${path.module}/user_data/train.sh.tftpl", { bucket = module.storage.bucket })
+  disk_gb = 300
+  # bundle_objects: instances boot only once the runtime bundle is in the bucket
+  user_data             = templatefile("${path.module}/user_data/train.sh.tftpl", { bucket = module.storage.bucket, bundle_objects = module.storage.object_keys })
   instance_profile_name = module.training_iam.instance_profile_name
   security_group_ids    = [module.network.training_security_group_id]
   subnet_ids            = module.network.private_subnet_ids
@@ -80,9 +81,6 @@ module "training" {
   instance_refresh          = var.instance_refresh
   wait_for_capacity_timeout = var.wait_for_capacity_timeout
   tags                      = local.tags
-
-  # instances install the runtime bundle from the bucket as they boot
-  depends_on = [module.storage]
 }
 
 module "alb" {
@@ -137,7 +135,7 @@ module "serving_main" {
     "name_pattern" = "Deep Learning OSS Nvidia Driver AMI GPU PyTorch * (Ubuntu 22.04) *"
   }
   disk_gb               = 200
-  user_data             = templatefile("${path.module}/user_data/serve.sh.tftpl", { bucket = module.storage.bucket })
+  user_data             = templatefile("${path.module}/user_data/serve.sh.tftpl", { bucket = module.storage.bucket, bundle_objects = module.storage.object_keys })
   instance_profile_name = module.serving_iam.instance_profile_name
   security_group_ids    = [module.network.serving_security_group_id]
   subnet_ids            = module.network.private_subnet_ids
@@ -169,6 +167,4 @@ module "serving_main" {
     metric_name    = "InflightRequests"
   }
   tags = local.tags
-
-  depends_on = [module.storage]
 }

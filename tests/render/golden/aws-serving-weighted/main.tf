@@ -90,7 +90,7 @@ module "serving_a10g" {
     "name_pattern" = ""
   }
   disk_gb               = 200
-  user_data             = templatefile("${path.module}/user_data/serve.sh.tftpl", { bucket = module.storage.bucket })
+  user_data             = templatefile("${path.module}/user_data/serve.sh.tftpl", { bucket = module.storage.bucket, bundle_objects = module.storage.object_keys })
   instance_profile_name = module.serving_iam.instance_profile_name
   security_group_ids    = [module.network.serving_security_group_id]
   subnet_ids            = module.network.private_subnet_ids
@@ -122,8 +122,6 @@ module "serving_a10g" {
     metric_name    = ""
   }
   tags = local.tags
-
-  depends_on = [module.storage]
 }
 
 module "serving_l4" {
@@ -138,7 +136,7 @@ module "serving_l4" {
     "name_pattern" = ""
   }
   disk_gb               = 200
-  user_data             = templatefile("${path.module}/user_data/serve.sh.tftpl", { bucket = module.storage.bucket })
+  user_data             = templatefile("${path.module}/user_data/serve.sh.tftpl", { bucket = module.storage.bucket, bundle_objects = module.storage.object_keys })
   instance_profile_name = module.serving_iam.instance_profile_name
   security_group_ids    = [module.network.serving_security_group_id]
   subnet_ids            = module.network.private_subnet_ids
@@ -170,6 +168,4 @@ module "serving_l4" {
     metric_name    = ""
   }
   tags = local.tags
-
-  depends_on = [module.storage]
 }

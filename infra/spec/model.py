@@ -34,7 +34,7 @@ DEFAULT_IMAGE_NAME = "Deep Learning OSS Nvidia Driver AMI GPU PyTorch * (Ubuntu 
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+    model_config = ConfigDict(extra="forbid")
 
 
 class Size(Strict):

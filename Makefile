@@ -7,14 +7,19 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STACK  ?= examples/aws-gpu-fleet.yaml
+LOCAL_STACK ?= examples/local-demo.yaml
 TARGET ?= emulator
 GPUFLEET := $(BIN)/gpufleet
 SETUP_STAMP := $(VENV)/.gpufleet-setup
 CHECKOV := .tools/checkov/bin/checkov
 
-.PHONY: setup plan apply destroy outputs render validate test test-fast lint bench emulator-stop clean
+.PHONY: bench-serve setup haproxy plan apply destroy outputs render validate up down test test-fast bench emulator-stop clean
 
-setup: $(SETUP_STAMP) $(CHECKOV)
+setup: $(SETUP_STAMP) $(CHECKOV) haproxy
+
+# The local target's load balancer, from Debian.
+haproxy:
+	@command -v haproxy >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq haproxy >/dev/null; }
 
 # torch is pinned to the CPU wheel for development and CI; the package itself asks for a range.
 $(SETUP_STAMP): pyproject.toml
@@ -47,6 +52,15 @@ render: $(SETUP_STAMP)
 validate: $(SETUP_STAMP)
 	$(GPUFLEET) validate $(STACK)
 
+# The local target: the same kind of stack on this machine. The 20 ms per-request delay stands
+# in for a heavier model, so that a load ramp this machine can send makes the fleet scale.
+up: setup
+	$(GPUFLEET) up $(LOCAL_STACK) --target local --test-delay-ms 20
+	$(GPUFLEET) demo $(LOCAL_STACK)
+
+down: $(SETUP_STAMP)
+	$(GPUFLEET) down $(LOCAL_STACK)
+
 # pytest exits 5 when it collects nothing: that is a failure here, not a pass.
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
@@ -57,6 +71,14 @@ test-fast: setup
 
 bench: setup
 	$(BIN)/python bench/spine_plan.py
+	$(BIN)/python bench/data_partition.py
+	$(BIN)/python bench/data_query.py
+	$(BIN)/python bench/local_fleet.py
+
+# The serving benchmark runs FastAPI, LitServe and Ray Serve side by side: extra installs.
+bench-serve: setup
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/serve_bench.py
 
 emulator-stop: $(SETUP_STAMP)
 	$(GPUFLEET) emulator stop

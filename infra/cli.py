@@ -246,6 +246,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     for name, (module, help_text) in RUNTIME_COMMANDS.items():
+        if name in sub.choices:
+            continue  # one module's register() adds several commands (runtime.local.cli)
         if name == command:
             _register_runtime(sub, module)
         elif _available(module):
@@ -260,6 +262,10 @@ RUNTIME_COMMANDS = {
     "train": ("runtime.train.cli", "distributed training on a partitioned dataset"),
     "serve": ("runtime.serve.cli", "serve a model artifact over HTTP"),
     "agent": ("runtime.agent.cli", "a serving instance's agent: scaling metrics, drain on termination"),
+    "up": ("runtime.local.cli", "run a stack on this machine (local target): data, training, replicas, HAProxy, autoscaler"),
+    "down": ("runtime.local.cli", "stop everything `up` started, by pid"),
+    "status": ("runtime.local.cli", "replicas, load balancer view and autoscaler decisions of a local stack"),
+    "demo": ("runtime.local.cli", "a load ramp against a local stack: scaling report and PNG plot"),
 }
 
 

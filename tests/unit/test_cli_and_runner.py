@@ -16,7 +16,7 @@ from infra.terraform.runner import Diagnostic, Terraform, format_plan_summary, p
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = ["validate", "schema", "render", "plan", "apply", "destroy", "outputs", "emulator", "run",
-            "data", "serve", "agent"]
+            "data", "serve", "agent", "train", "up", "down", "status", "demo"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -1,0 +1,5 @@
+import sys
+
+from runtime.local.cli import main
+
+sys.exit(main())

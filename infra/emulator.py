@@ -42,7 +42,8 @@ SEED_GPU_AMI = {
     "name": "Deep Learning OSS Nvidia Driver AMI GPU PyTorch 2.7 (Ubuntu 22.04) 20261101",
     "virtualization_type": "hvm",
     "hypervisor": "xen",
-    "creation_date": "2026-11-01T00:00:00.000Z",
+    # no creation_date: moto parses it in place in a shared list, so a second region's
+    # backend would be handed a datetime and fail (every call in that region answers 500)
 }
 
 
@@ -103,20 +104,27 @@ def _answers(port: int) -> bool:
         return False
 
 
-def status(build_dir: Path = BUILD_DIR) -> EmulatorInfo | None:
-    """The running emulator, or None (a stale record is removed)."""
+def _record(build_dir: Path) -> EmulatorInfo | None:
     path = _state_file(build_dir)
-    if not path.is_file():
-        return None
     try:
-        info = EmulatorInfo(**json.loads(path.read_text()))
+        return EmulatorInfo(**json.loads(path.read_text()))
+    except FileNotFoundError:
+        return None
     except (ValueError, TypeError):
         path.unlink(missing_ok=True)
         return None
-    if _alive(info.pid) and _answers(info.port):
-        return info
-    path.unlink(missing_ok=True)
-    return None
+
+
+def status(build_dir: Path = BUILD_DIR) -> EmulatorInfo | None:
+    """The running emulator if it answers, else None. A record whose process is gone is removed;
+    one whose process lives but does not answer is kept, so `stop` can still end it by pid."""
+    info = _record(build_dir)
+    if info is None:
+        return None
+    if not _alive(info.pid):
+        _state_file(build_dir).unlink(missing_ok=True)
+        return None
+    return info if _answers(info.port) else None
 
 
 def start(build_dir: Path = BUILD_DIR) -> tuple[EmulatorInfo, bool]:
@@ -124,6 +132,7 @@ def start(build_dir: Path = BUILD_DIR) -> tuple[EmulatorInfo, bool]:
     running = status(build_dir)
     if running:
         return running, False
+    stop(build_dir)  # a recorded emulator that no longer answers
     build_dir.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     log = build_dir / "emulator.log"
@@ -153,10 +162,10 @@ def start(build_dir: Path = BUILD_DIR) -> tuple[EmulatorInfo, bool]:
 
 
 def stop(build_dir: Path = BUILD_DIR) -> bool:
-    """Stop the recorded emulator by pid; False if none was running."""
-    info = status(build_dir)
+    """Stop the recorded emulator by pid, answering or not; False if none was running."""
+    info = _record(build_dir)
     _state_file(build_dir).unlink(missing_ok=True)
-    if info is None:
+    if info is None or not _alive(info.pid):
         return False
     try:
         os.kill(info.pid, signal.SIGTERM)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -42,12 +43,20 @@ ENV = {**os.environ, "PATH": _path_without_terraform()}
 ENV.pop("GPUFLEET_TERRAFORM", None)
 
 
-def gpufleet(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "infra.cli", *args], capture_output=True, text=True, cwd=ROOT,
-                          timeout=600, env=ENV)
+def gpufleet(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the CLI in its own process group, so a timeout also ends the Terraform it started."""
+    proc = subprocess.Popen([sys.executable, "-m", "infra.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT, env=ENV, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise AssertionError(f"gpufleet {' '.join(args)} timed out after {timeout} s\n{out}\n{err}") from None
+    result = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     if check and proc.returncode != 0:
-        raise AssertionError(f"gpufleet {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
+        raise AssertionError(f"gpufleet {' '.join(args)} exited {proc.returncode}\n{out}\n{err}")
+    return result
 
 
 def client(service: str, info, region: str):

@@ -37,6 +37,36 @@ def test_start_reuse_status_stop(tmp_path):
     assert emulator.stop(tmp_path) is False
 
 
+def test_unresponsive_emulator_is_still_stopped_by_pid(tmp_path):
+    """A process that lives but does not answer (moto crashed inside) is not leaked."""
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / "emulator.json").write_text(json.dumps(
+            {"pid": proc.pid, "port": 1, "run_id": "x", "started_at": time.time(), "log": "x"}))
+        assert emulator.status(tmp_path) is None
+        assert (tmp_path / "emulator.json").exists(), "the record is kept so stop can find the pid"
+        assert emulator.stop(tmp_path) is True
+        assert proc.wait(timeout=10) is not None
+    finally:
+        proc.kill()
+
+
+def test_two_regions_work(tmp_path):
+    """The seeded AMI list must not break the second region a stack uses."""
+    import boto3
+
+    info, _ = emulator.start(tmp_path)
+    try:
+        for region in ("us-east-1", "us-west-2", "eu-west-1"):
+            ec2 = boto3.client("ec2", region_name=region, endpoint_url=info.endpoint,
+                               aws_access_key_id="test", aws_secret_access_key="test")
+            assert ec2.describe_availability_zones()["AvailabilityZones"]
+    finally:
+        emulator.stop(tmp_path)
+
+
 def test_stale_record_is_cleared(tmp_path):
     (tmp_path / "emulator.json").write_text(json.dumps(
         {"pid": 999999, "port": 1, "run_id": "x", "started_at": 0, "log": "x"}))

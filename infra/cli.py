@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from runtime.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, BadInput, OperationFailed
+from runtime.errors import EXIT_FAILED, EXIT_OK, BadInput, OperationFailed, run_command
 
 
 def _say(msg: str) -> None:
@@ -287,18 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command)
     args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except BadInput as exc:
-        for line in exc.problems:
-            print(f"error: {line}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except OperationFailed as exc:
-        print(f"failed: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_command(args.func, args)
 
 
 if __name__ == "__main__":

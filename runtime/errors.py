@@ -26,3 +26,26 @@ class BadInput(Exception):
 
 class OperationFailed(Exception):
     """An operation the user asked for ran and failed (Terraform error, emulator down): exit 1."""
+
+
+def run_command(func, args) -> int:
+    """Run a CLI command's function and map the outcome to the exit codes every entry point uses.
+
+    BadInput prints one `error: ...` line per problem (exit 2); OperationFailed prints
+    `failed: ...` (exit 1); Ctrl-C exits 130. Anything else is an internal error and keeps its
+    traceback.
+    """
+    import sys
+
+    try:
+        return int(func(args) or 0)
+    except BadInput as exc:
+        for line in exc.problems:
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OperationFailed as exc:
+        print(f"failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -16,7 +16,7 @@ import argparse
 import json
 import sys
 
-from runtime.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, BadInput, OperationFailed
+from runtime.errors import EXIT_FAILED, EXIT_OK, run_command
 
 
 def _delays(text: str) -> list[float]:
@@ -128,15 +128,4 @@ def main(argv=None) -> int:
     m.add_argument("directory")
     m.set_defaults(func=cmd_manager)
     args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except BadInput as exc:
-        for line in exc.problems:
-            print(f"error: {line}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except OperationFailed as exc:
-        print(f"failed: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_command(args.func, args)

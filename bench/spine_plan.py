@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,9 +46,10 @@ def main() -> int:
     args = ap.parse_args()
 
     info, started = emulator.start()
+    out = Path(tempfile.mkdtemp(prefix="bench-spine-")) / "root"  # never a user's build/<name>/ state
     try:
         gpufleet = [sys.executable, "-m", "infra.cli"]
-        prepared, _ = prepare(load_stack(args.spec), "emulator")
+        prepared, _ = prepare(load_stack(args.spec), "emulator", out)
         tf = prepared.terraform
         tf.init()
         env = tf.env()
@@ -56,8 +58,8 @@ def main() -> int:
 
         rows: dict[str, list[float]] = {k: [] for k in ("render", "plan", "tf_plan_show", "tf_init_plan")}
         for i in range(args.rounds):
-            rows["render"].append(timed([*gpufleet, "render", args.spec]))
-            rows["plan"].append(timed([*gpufleet, "plan", args.spec]))
+            rows["render"].append(timed([*gpufleet, "render", args.spec, "--out", str(out)]))
+            rows["plan"].append(timed([*gpufleet, "plan", args.spec, "--out", str(out)]))
             t = timed([*tf_argv, "plan", "-input=false", "-no-color", "-out=tfplan"], env=env)
             t += timed([*tf_argv, "show", "-json", "tfplan"], env=env)
             rows["tf_plan_show"].append(t)
@@ -68,6 +70,7 @@ def main() -> int:
     finally:
         if started:
             emulator.stop()
+        shutil.rmtree(out.parent, ignore_errors=True)
 
     med = {k: statistics.median(v) for k, v in rows.items()}
     result = {

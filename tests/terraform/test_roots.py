@@ -126,3 +126,19 @@ def test_module_mock_provider_assertions(test_file, tmp_path):
     res = tf.run("test", "-no-color")
     assert res.rc == 0, res.stdout + res.stderr
     assert re.search(r"Success! \d+ passed, 0 failed", res.stdout), res.stdout
+
+
+def test_mock_assertions_catch_a_regression(tmp_path):
+    """The same assertions fail when the module stops requiring IMDSv2 (they are not vacuous)."""
+    workdir = tmp_path / "gpu-asg"
+    shutil.copytree(ROOT / "modules" / "aws" / "gpu-asg", workdir)
+    main = workdir / "main.tf"
+    text = main.read_text()
+    assert 'http_tokens                 = "required"' in text
+    main.write_text(text.replace('http_tokens                 = "required"', 'http_tokens                 = "optional"'))
+    (workdir / "tests").mkdir()
+    shutil.copy(Path(__file__).parent / "mock" / "gpu-asg.tftest.hcl", workdir / "tests")
+    tf = Terraform(workdir, offline=True, argv=EMBEDDED, description="embedded")
+    tf.init()
+    res = tf.run("test", "-no-color")
+    assert res.rc != 0 and "IMDSv2 must be required" in res.stdout + res.stderr

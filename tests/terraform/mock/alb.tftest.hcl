@@ -77,3 +77,25 @@ run "slow_start_with_least_outstanding_is_refused" {
 
   expect_failures = [aws_lb_target_group.this]
 }
+
+run "https_with_a_certificate" {
+  command = plan
+
+  variables {
+    listener_port   = 443
+    certificate_arn = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-0a1b-0a1b-0a1b-0a1b2c3d4e5f"
+  }
+
+  assert {
+    condition     = length(aws_lb_listener.http_forward) == 0 && aws_lb_listener.https_forward[0].protocol == "HTTPS"
+    error_message = "with a certificate the listener is HTTPS"
+  }
+  assert {
+    condition     = startswith(aws_lb_listener.https_forward[0].ssl_policy, "ELBSecurityPolicy-TLS13")
+    error_message = "a TLS 1.2+ policy"
+  }
+  assert {
+    condition     = aws_lb_listener.http_redirect[0].port == 80 && aws_lb_listener.http_redirect[0].default_action[0].type == "redirect"
+    error_message = "plain HTTP redirects to HTTPS"
+  }
+}

@@ -40,6 +40,10 @@ def runtime_config(r: ResolvedStack, role: str) -> dict:
             "lifecycle_hook": f"{r.training_group}-drain",
             "checkpoint_timeout_s": TRAINING_HOOK_TIMEOUT_S,
         }
+        if t.workload is not None:
+            # Keys are runtime.train.config.TrainConfig's field names.
+            w = t.workload.model_dump(exclude_none=True)
+            config["workload"] = {"workload": w.pop("type"), **w}
     else:
         sv = s.serving
         scaling = sv.autoscaling

@@ -59,6 +59,12 @@ def stack_problems(stack: Stack) -> list[str]:
         t = stack.training
         _check_gpu_fleet("training", t.instance_type, t.gpus_per_node, problems)
         _check_fleet_common("training", t, problems)
+        w = t.workload
+        if w is not None:
+            if w.type in ("logreg", "mlp") and not w.label:
+                problems.append(f"training.workload.label: required for {w.type} (got nothing)")
+            if w.type == "kmeans" and w.k is None:
+                problems.append("training.workload.k: required for kmeans (got nothing; allowed: 1 or more)")
 
     if stack.serving is not None:
         _serving_problems(stack, problems)

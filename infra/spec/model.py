@@ -109,8 +109,35 @@ class Fleet(Strict):
     _instance_type_known = field_validator("instance_type")(known_gpu_instance_type)
 
 
+class Workload(Strict):
+    """What the training fleet runs (runtime/train); field names follow `gpufleet train`'s flags."""
+
+    type: Literal["logreg", "kmeans", "mlp"] = Field(description="logistic regression, k-means or an MLP classifier")
+    data: str = Field(min_length=1, max_length=1024, description="dataset: s3://bucket/prefix (written by `gpufleet data partition`) or a CSV/Parquet file")
+    label: Optional[str] = Field(default=None, min_length=1, max_length=256, description="label column (logreg, mlp)")
+    features: Optional[list[str]] = Field(default=None, description="feature columns; default all but the label")
+    k: Optional[int] = Field(default=None, ge=1, le=100_000, description="clusters (kmeans)")
+    hidden: Optional[list[int]] = Field(default=None, description="hidden layer sizes (mlp)")
+    epochs: Optional[int] = Field(default=None, ge=1, le=1_000_000)
+    lr: Optional[float] = Field(default=None, gt=0, le=1000)
+    batch_size: Optional[int] = Field(default=None, ge=1, le=10_000_000, description="per rank; default full batch (logreg, kmeans), 256 (mlp)")
+    l2: Optional[float] = Field(default=None, ge=0)
+    test_fraction: Optional[float] = Field(default=None, ge=0, lt=1)
+    checkpoint_every: Optional[int] = Field(default=None, ge=0, description="steps; 0: each epoch and on SIGTERM")
+    keep: Optional[int] = Field(default=None, ge=1, le=100, description="checkpoints kept")
+    max_restarts: Optional[int] = Field(default=None, ge=0, le=100)
+
+    @field_validator("hidden")
+    @classmethod
+    def _positive(cls, value):
+        if value is not None and (not value or any(h < 1 for h in value)):
+            raise ValueError(f"layer sizes must be positive integers (got {value!r})")
+        return value
+
+
 class TrainingFleet(Fleet):
     nodes: Size
+    workload: Optional[Workload] = Field(default=None, description="what the fleet trains; instances wait for it")
 
 
 class Pool(Strict):

@@ -11,7 +11,7 @@ import pytest
 
 from infra.cli import build_parser, main
 from infra.render.render import render_files
-from infra.spec import load_stack, parse_stack
+from infra.spec import parse_stack
 from infra.terraform.runner import Diagnostic, Terraform, format_plan_summary, plan_summary
 
 ROOT = Path(__file__).resolve().parents[2]

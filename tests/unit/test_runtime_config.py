@@ -13,7 +13,7 @@ from infra.render.render import render_files
 from infra.render.runtime_config import runtime_config
 from infra.spec import load_stack
 from runtime.agent.agent import AgentConfig
-from runtime.errors import BadInput, OperationFailed
+from runtime.errors import BadInput
 from runtime.role import load_config, run_role
 from runtime.serve.role import serve_config
 
@@ -78,16 +78,34 @@ def test_load_config_checks_format_and_role(tmp_path, monkeypatch, stack):
         load_config(tmp_path / "missing.json")
 
 
-def test_train_role_is_reported_when_missing(tmp_path, stack):
-    import importlib.util
-
-    try:
-        present = importlib.util.find_spec("runtime.train.role") is not None
-    except ModuleNotFoundError:
-        present = False
-    if present:
-        pytest.skip("runtime.train.role exists in this build, so there is no missing role to report")
+def test_run_dispatches_to_the_train_role(tmp_path, stack):
+    """`gpufleet run` hands a train config to runtime.train.role, which checks it before starting anything."""
+    config = runtime_config(stack, "train")
+    del config["workload"]
     path = tmp_path / "train.json"
-    path.write_text(json.dumps(runtime_config(stack, "train")))
-    with pytest.raises(OperationFailed, match="needs runtime.train.role"):
+    path.write_text(json.dumps(config))
+    with pytest.raises(BadInput, match="workload.data"):
         run_role(path)
+
+
+def test_workload_section_is_a_train_config(stack):
+    from runtime.train.config import TrainConfig
+
+    config = runtime_config(stack, "train")
+    assert config["workload"] == {"workload": "mlp", "data": "s3://demo-datasets/clicks/", "label": "clicked",
+                                  "hidden": [1024, 1024], "epochs": 5, "checkpoint_every": 500}
+    cfg = TrainConfig.from_dict(config["workload"])
+    assert cfg.workload == "mlp" and cfg.hidden == [1024, 1024]
+
+
+def test_workload_rules():
+    from infra.spec import parse_stack
+
+    base = {"name": "t-stack", "training": {"instance_type": "g5.xlarge", "nodes": {"min": 1, "max": 1},
+                                            "workload": {"type": "kmeans", "data": "s3://b/d/"}}}
+    with pytest.raises(BadInput, match="training.workload.k: required for kmeans"):
+        parse_stack(base)
+    base["training"]["workload"] = {"type": "mlp", "data": "s3://b/d/", "hidden": [0]}
+    with pytest.raises(BadInput) as exc:
+        parse_stack(base)
+    assert any(p.startswith("training.workload.hidden: layer sizes must be positive") for p in exc.value.problems)

@@ -1,0 +1,5 @@
+import sys
+
+from runtime.train.cli import main
+
+sys.exit(main())

@@ -1,0 +1,137 @@
+"""`gpufleet train`: the spec form (`gpufleet train SPEC --target local`) and the spec-less form.
+
+    gpufleet train --workload logreg|kmeans|mlp --data PATH --label COL --out DIR
+                   [--k K] [--hidden 256,256] [--epochs E] [--test-fraction F] [--nproc N] ...
+
+Every check a user's input can fail runs here, before any rank starts (exit 2 with a message
+naming the flag): the data path, the label column, k against the number of training samples,
+learning rate and batch size, the world size against the number of partitions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from runtime.errors import BadInput
+from runtime.train.config import WORKLOADS, TrainConfig
+
+
+def _ints(text):
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers (got {text!r})") from None
+
+
+def add_arguments(p):
+    p.add_argument("spec", nargs="?", help="a stack spec (YAML); its local.ranks sets --nproc for --target local")
+    p.add_argument("--target", choices=("local",), default="local", help="where the ranks run (default local)")
+    p.add_argument("--workload", choices=WORKLOADS, help="what to train (default logreg)")
+    p.add_argument("--data", help="a dataset from `gpufleet data partition`, or a CSV/Parquet file")
+    p.add_argument("--label", help="the label column (logreg, mlp)")
+    p.add_argument("--features", type=lambda s: [v for v in s.split(",") if v],
+                   help="feature columns, comma-separated (default: every numeric column but the label)")
+    p.add_argument("--out", help="directory for the model artifact, metrics.json and checkpoints")
+    p.add_argument("--k", type=int, default=8, help="k-means: number of clusters (default 8)")
+    p.add_argument("--hidden", type=_ints, default=[256, 256], help="mlp: hidden widths (default 256,256)")
+    p.add_argument("--epochs", type=int, help="epochs (k-means: maximum Lloyd iterations)")
+    p.add_argument("--lr", type=float, help="learning rate (default: logreg 1.0, mlp 0.001)")
+    p.add_argument("--optimizer", choices=("sgd", "adam"), help="default: logreg sgd (Nesterov), mlp adam")
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--batch-size", type=int, help="samples per rank per step (default: full batch; mlp 256)")
+    p.add_argument("--l2", type=float, default=0.0, help="L2 penalty: objective = mean loss + l2/2 ||W||^2")
+    p.add_argument("--test-fraction", type=float, default=0.2, help="held-out fraction (default 0.2)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-standardize", action="store_true", help="do not standardize features")
+    p.add_argument("--tol", type=float, default=0.0, help="k-means: stop when the squared centroid shift <= TOL")
+    p.add_argument("--nproc", type=int, help="ranks on this machine (default 1, or the spec's local.ranks)")
+    p.add_argument("--max-restarts", type=int, default=0, help="restart the group this many times after a failure")
+    p.add_argument("--grad-accum", type=int, default=1, help="micro-steps per optimizer step (DDP no_sync)")
+    p.add_argument("--bucket-mb", type=float, default=25.0, help="DDP gradient bucket size in MB")
+    p.add_argument("--comm-hook", choices=("none", "fp16"), default="none",
+                   help="compress DDP gradients for the all-reduce (default none: exact)")
+    p.add_argument("--log-every", type=float, default=2.0, help="seconds between progress lines (default 2)")
+    p.add_argument("--checkpoint-dir", help="local directory or s3://bucket/prefix (default OUT/checkpoints)")
+    p.add_argument("--checkpoint-every", type=int, default=0, help="steps between checkpoints (0: end and SIGTERM)")
+    p.add_argument("--keep", type=int, default=3, help="checkpoints kept (default 3)")
+    p.add_argument("--sync-checkpoint", action="store_true", help="save checkpoints synchronously")
+    p.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--json-logs", action="store_true", help="progress as JSON lines on stderr")
+    p.add_argument("--endpoint", help="S3 endpoint URL (default: $AWS_ENDPOINT_URL)")
+
+
+def config_from_args(args) -> TrainConfig:
+    nproc = args.nproc
+    if args.spec:
+        from infra.spec import load_stack
+        r = load_stack(args.spec)
+        nproc = nproc or r.spec.local.ranks
+    return TrainConfig(
+        workload=args.workload or "logreg", data=args.data or "", out=args.out or "", label=args.label,
+        features=args.features, k=args.k, hidden=args.hidden, epochs=args.epochs, lr=args.lr,
+        optimizer=args.optimizer, momentum=args.momentum, batch_size=args.batch_size, l2=args.l2,
+        test_fraction=args.test_fraction, seed=args.seed, standardize=False if args.no_standardize else None,
+        tol=args.tol, nproc=nproc or 1, max_restarts=args.max_restarts, grad_accum=args.grad_accum,
+        bucket_mb=args.bucket_mb, comm_hook=args.comm_hook, log_every_s=args.log_every, checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
+        keep=args.keep, async_checkpoint=not args.sync_checkpoint, resume=not args.no_resume, dtype=args.dtype,
+        json_logs=args.json_logs, endpoint=args.endpoint,
+    )
+
+
+def validate(cfg: TrainConfig, nnodes: int = 1) -> TrainConfig:
+    """Check `cfg` against its data and prepare the data; raise BadInput with every problem."""
+    from runtime.train.data import describe, prepare_source, split_mask
+
+    problems = cfg.problems()
+    if cfg.max_restarts < 0:
+        problems.append(f"--max-restarts: must be 0 or more (got {cfg.max_restarts})")
+    if problems:
+        raise BadInput(problems)
+    world = cfg.nproc * nnodes
+    uri = prepare_source(cfg.data, cfg.out, min_partitions=world, endpoint=cfg.endpoint)
+    need_label = cfg.workload != "kmeans"
+    manifest, _ = describe(uri, cfg.label if need_label else None, cfg.features, cfg.endpoint, need_label)
+    if world > len(manifest["partitions"]):
+        problems.append(f"--nproc: a world size of {world} is larger than the dataset's {len(manifest['partitions'])} "
+                        f"partitions ({cfg.data}); use at most {len(manifest['partitions'])} ranks or repartition")
+    n = int(manifest["total_rows"])
+    n_train = int((~split_mask(n, cfg.test_fraction, cfg.seed)).sum())
+    if cfg.workload == "kmeans" and cfg.k > n_train:
+        problems.append(f"--k: {cfg.k} clusters need at least {cfg.k} training samples (the dataset has {n_train} "
+                        f"after holding out {cfg.test_fraction:g})")
+    if cfg.init_centroids is not None and len(cfg.init_centroids) != cfg.k:
+        problems.append(f"init_centroids: {len(cfg.init_centroids)} given for k={cfg.k}")
+    if problems:
+        raise BadInput(problems)
+    cfg.data = uri
+    return cfg.resolved()
+
+
+def cmd_train(args) -> int:
+    from runtime.train.launcher import launch
+
+    cfg = validate(config_from_args(args))
+    return launch(cfg)
+
+
+def register(subparsers):
+    p = subparsers.add_parser("train", help="distributed training on a partitioned dataset",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    p.set_defaults(func=cmd_train)
+    return p
+
+
+def main(argv=None) -> int:
+    from runtime.errors import run_command
+
+    parser = argparse.ArgumentParser(prog="python -m runtime.train")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register(sub)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] != "train":
+        argv = ["train", *argv]
+    args = parser.parse_args(argv)
+    return run_command(args.func, args)

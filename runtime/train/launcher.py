@@ -1,0 +1,76 @@
+"""Starting the ranks: in this process (one rank, no restarts) or through PyTorch's elastic agent.
+
+The elastic agent (torchrun's machinery, `torch.distributed.launcher.api.elastic_launch`) starts
+`nproc` workers per node running `python -m runtime.train.worker CONFIG.json`, watches them,
+and on a failure (a SIGKILLed rank) stops the group and starts it again, up to `max_restarts`
+times; the workers resume from the latest checkpoint by themselves.
+
+`TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1`: by default the agent shares one rendezvous store across
+restarts and new workers can read a dead worker's gloo address; a fresh store per round made
+every restart succeed here. Locally everything binds to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import uuid
+from dataclasses import asdict
+
+from runtime.errors import OperationFailed
+from runtime.train.config import TrainConfig
+
+
+def free_port(host="127.0.0.1"):
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def write_config(cfg: TrainConfig) -> str:
+    os.makedirs(cfg.out, exist_ok=True)
+    path = os.path.join(cfg.out, ".train-config.json")
+    with open(path, "w") as f:
+        json.dump(asdict(cfg), f, indent=2)
+    return path
+
+
+def worker_env(local=True):
+    env = {"TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    if local:
+        env["GLOO_SOCKET_IFNAME"] = os.environ.get("GLOO_SOCKET_IFNAME", "lo")
+    return env
+
+
+def launch(cfg: TrainConfig, min_nodes=1, max_nodes=1, rdzv_endpoint=None, local=True, run_id=None,
+           local_addr=None, is_host=None) -> int:
+    """Run `cfg` on this node's ranks; returns the exit code (0: the run finished)."""
+    if cfg.nproc == 1 and cfg.max_restarts == 0 and max_nodes == 1:
+        from runtime.train.worker import run
+        return run(cfg)
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    path = write_config(cfg)
+    os.environ.update(worker_env(local))
+    lc = LaunchConfig(
+        min_nodes=min_nodes, max_nodes=max_nodes, nproc_per_node=cfg.nproc,
+        run_id=run_id or f"gpufleet-{uuid.uuid4().hex[:8]}",
+        rdzv_backend="c10d", rdzv_endpoint=rdzv_endpoint or f"127.0.0.1:{free_port()}",
+        rdzv_configs={"is_host": True if local else bool(is_host)}, max_restarts=cfg.max_restarts,
+        monitor_interval=0.05, local_addr=local_addr or ("127.0.0.1" if local else None),
+    )
+    try:
+        elastic_launch(lc, sys.executable)("-m", "runtime.train.worker", path)
+    except SignalException as e:
+        # SIGTERM/SIGINT to the launcher: the agent passed it on, the ranks checkpointed and stopped.
+        print(f"[train] stopped by signal {e.sigval.name}; the next run resumes from the last checkpoint",
+              file=sys.stderr, flush=True)
+        return 128 + int(e.sigval)
+    except ChildFailedError as e:
+        failures = "; ".join(f"rank {r}: exit {f.exitcode}" for r, f in e.failures.items())
+        raise OperationFailed(f"training failed after {cfg.max_restarts} restart(s) ({failures})") from None
+    return 0

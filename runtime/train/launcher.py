@@ -56,15 +56,26 @@ def launch(cfg: TrainConfig, min_nodes=1, max_nodes=1, rdzv_endpoint=None, local
 
     path = write_config(cfg)
     os.environ.update(worker_env(local))
+    # Ranks are forked from this process with torch, the worker and DDP's lazy imports
+    # (torch._dynamo, ~1 s) already loaded, so a restart after a killed rank does not pay
+    # for a fresh interpreter: most of the time from kill to the first resumed step was
+    # imports. Fork is safe here because this process never initialises CUDA.
+    import torch
+
+    from runtime.train import worker
+
+    worker.preload()
+    start_method = "spawn" if torch.cuda.is_initialized() else "fork"
     lc = LaunchConfig(
         min_nodes=min_nodes, max_nodes=max_nodes, nproc_per_node=cfg.nproc,
         run_id=run_id or f"gpufleet-{uuid.uuid4().hex[:8]}",
         rdzv_backend="c10d", rdzv_endpoint=rdzv_endpoint or f"127.0.0.1:{free_port()}",
         rdzv_configs={"is_host": True if local else bool(is_host)}, max_restarts=cfg.max_restarts,
         monitor_interval=0.05, local_addr=local_addr or ("127.0.0.1" if local else None),
+        start_method=start_method,
     )
     try:
-        elastic_launch(lc, sys.executable)("-m", "runtime.train.worker", path)
+        elastic_launch(lc, worker.entry)(path)
     except SignalException as e:
         # SIGTERM/SIGINT to the launcher: the agent passed it on, the ranks checkpointed and stopped.
         print(f"[train] stopped by signal {e.sigval.name}; the next run resumes from the last checkpoint",

@@ -455,6 +455,19 @@ def _run_kmeans(cfg, ctx, stopper, ckpt, progress):
     return 0
 
 
+def preload() -> None:
+    """Import what a rank imports lazily later (DDP pulls in torch._dynamo), so forked ranks start warm."""
+    import torch._dynamo  # noqa: F401
+    from torch.nn.parallel import DistributedDataParallel  # noqa: F401
+
+
+def entry(path: str) -> None:
+    """A rank's entry point when the launcher forks it; a non-zero result fails the rank."""
+    code = main([path])
+    if code:
+        raise SystemExit(code)
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     with open(argv[0]) as f:

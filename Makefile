@@ -73,6 +73,10 @@ bench: setup
 	$(BIN)/python bench/spine_plan.py
 	$(BIN)/python bench/data_partition.py
 	$(BIN)/python bench/data_query.py
+	$(BIN)/python bench/train_scaling.py
+	$(BIN)/python bench/train_kmeans.py
+	$(BIN)/python bench/train_checkpoint.py
+	$(BIN)/python bench/train_restart.py
 	$(BIN)/python bench/local_fleet.py
 
 # The serving benchmark runs FastAPI, LitServe and Ray Serve side by side: extra installs.

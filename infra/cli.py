@@ -129,26 +129,15 @@ def cmd_apply(args) -> int:
 
 
 def cmd_destroy(args) -> int:
-    from infra.targets import RUN_RECORD, STATE_FILE, StaleState
+    from infra.targets import RUN_RECORD, STATE_FILE
     from infra.terraform.runner import ApplyProgress
 
-    try:
-        prepared = _prepare(args)
-    except StaleState as exc:
-        if not args.forget:
-            raise
-        from infra.targets import check_state
-        from infra.render.render import default_out_dir
-        from infra import emulator
-
-        workdir = Path(args.out) if args.out else default_out_dir(_load(args))
-        check_state(workdir, emulator.status().run_id, recreate=True)
-        _say(f"forgot the stale state ({exc.__class__.__name__}); nothing to destroy in the running emulator")
-        return EXIT_OK
-    _confirm_real_cloud(args, "destroy")
+    # --forget: a state from an earlier emulator run is set aside, leaving nothing to destroy
+    prepared = _prepare(args, recreate=args.forget)
     if not (prepared.workdir / STATE_FILE).is_file():
         _say(f"nothing to destroy: no state in {prepared.workdir}")
         return EXIT_OK
+    _confirm_real_cloud(args, "destroy")
     t0 = time.monotonic()
     progress = ApplyProgress(_say)
     prepared.terraform.destroy(progress=progress)

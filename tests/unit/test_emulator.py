@@ -102,12 +102,19 @@ def test_cli_reports_stale_state(tmp_path):
     out.mkdir()
     _state(out, 5)
     (out / RUN_RECORD).write_text("gone-run\n")
-    try:
-        proc = subprocess.run([sys.executable, "-m", "infra.cli", "plan", str(spec), "--out", str(out)],
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "infra.cli", *args, str(spec), "--out", str(out)],
                               capture_output=True, text=True, env=env, cwd=ROOT, stdin=subprocess.DEVNULL)
+
+    try:
+        proc = cli("plan")
+        assert proc.returncode == 1, proc.stderr
+        assert "was written against emulator run gone-run" in proc.stderr
+        assert "gpufleet apply SPEC --recreate" in proc.stderr
+        assert (out / STATE_FILE).exists(), "nothing is discarded without being asked"
+        forget = cli("destroy", "--forget")
+        assert forget.returncode == 0, forget.stderr
+        assert "nothing to destroy" in forget.stderr
+        assert not (out / STATE_FILE).exists() and list(out.glob(f"{STATE_FILE}.stale-*"))
     finally:
         subprocess.run([sys.executable, "-m", "infra.cli", "emulator", "stop"], env=env, cwd=ROOT)
-    assert proc.returncode == 1, proc.stderr
-    assert "was written against emulator run gone-run" in proc.stderr
-    assert "gpufleet apply SPEC --recreate" in proc.stderr
-    assert (out / STATE_FILE).exists(), "nothing is discarded without being asked"

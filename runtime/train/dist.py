@@ -47,8 +47,14 @@ def init(timeout_s: float = 120.0) -> Context:
     return Context(rank, world, local, device, backend)
 
 
-def finish(ctx: Context):
+def finish(ctx: Context, together: bool = False):
+    """Leave the process group. After a normal run (`together`), all ranks pass a barrier
+    first: a rank closing its sockets while a peer still talks can make gloo abort that peer
+    from a background thread. After a failure there is no barrier: the peers may be inside
+    another collective, and leaving at once is what lets the launcher restart the group."""
     if ctx.distributed and dist.is_initialized():
+        if together:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -128,6 +128,7 @@ def run(cfg: TrainConfig) -> int:
     progress = Progress(enabled=ctx.is_main, json_logs=cfg.json_logs, every_s=cfg.log_every_s)
     ckpt = Checkpointer(cfg.checkpoint_dir, keep=cfg.keep, writer=ctx.is_main, async_save=cfg.async_checkpoint,
                         endpoint=cfg.endpoint, log=lambda m: progress.event("warning", message=m) if ctx.is_main else None)
+    finished = False
     try:
         if cfg.workload == "kmeans":
             code = _run_kmeans(cfg, ctx, stopper, ckpt, progress)
@@ -136,12 +137,13 @@ def run(cfg: TrainConfig) -> int:
         ckpt.wait()
         if code and watcher is not None:
             watcher.complete()
+        finished = True
         return code
     finally:
         stopper.drain()
         if watcher is not None:
             watcher.stop()
-        tdist.finish(ctx)
+        tdist.finish(ctx, together=finished)
 
 
 def _load(cfg, ctx, need_label):

@@ -15,6 +15,19 @@ def _init(rank, world, port):
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
 
 
+def _finish():
+    """Leave the group together, then exit without interpreter finalization.
+
+    Under load, a rank whose peer has already closed its sockets could abort in gloo's
+    background threads during finalization ("terminate called without an active exception",
+    SIGABRT; see pytorch/pytorch#179291). The results are on disk by now, and exit code 0 is
+    what torch.multiprocessing.spawn checks.
+    """
+    dist.barrier()
+    dist.destroy_process_group()
+    os._exit(0)
+
+
 def _data():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(96, 10, generator=g, dtype=torch.float64)
@@ -32,7 +45,7 @@ def pipeline_rank(rank, world, port, out):
     losses = train_pipeline(mlp, x, y, steps=5, lr=0.1, rank=rank, world=world, microbatches=4)
     with open(f"{out}.{rank}", "w") as f:
         json.dump(losses, f)
-    dist.destroy_process_group()
+    _finish()
 
 
 def tasks_rank(rank, world, port, out):
@@ -43,4 +56,4 @@ def tasks_rank(rank, world, port, out):
     if rank == 0:
         with open(out, "w") as f:
             json.dump(res, f)
-    dist.destroy_process_group()
+    _finish()

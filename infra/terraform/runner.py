@@ -283,7 +283,8 @@ class ApplyProgress:
         elif kind == "apply_progress" and int(hook.get("elapsed_seconds", 0)) % 10 == 0:
             self.write(f"  [{elapsed:5.1f}s]   still working on {addr} ({hook.get('elapsed_seconds')}s)")
         elif kind == "apply_complete":
-            self.done += 1
+            if hook.get("action") != "read":  # data sources are read, not changed
+                self.done += 1
             self.write(f"  [{elapsed:5.1f}s] done {addr} ({hook.get('elapsed_seconds', 0)}s)")
         elif kind == "apply_errored":
             self.write(f"  [{elapsed:5.1f}s] FAILED {addr}")

@@ -86,7 +86,6 @@ def prepare(
     """Render the stack for `target` and return a Terraform for it; (prepared, emulator_started_now)."""
     workdir = render(stack, out_dir, target=target)
     if target == "aws":
-        (workdir / EMULATOR_OVERRIDE).unlink(missing_ok=True)
         return Prepared(stack, target, workdir, Terraform(workdir, offline=offline)), False
     info, started = emulator.status(), False
     if info is None:

@@ -223,9 +223,8 @@ def render(r: ResolvedStack, out_dir: Path | None = None, target: str = "emulato
     digest = hashlib.sha256(b"".join(bundle[name] for name in sorted(bundle))).hexdigest()
     files = render_files(r, target, modules, bundle_sha256=digest)
     files.update({f"bundle/{name}": data for name, data in bundle.items()})
-    if target != "emulator":
-        files.pop(EMULATOR_OVERRIDE, None)
     write_tree(out, files)
     if target != "emulator":
+        # the emulator target writes this at plan time; a real cloud must never inherit it
         (out / EMULATOR_OVERRIDE).unlink(missing_ok=True)
     return out

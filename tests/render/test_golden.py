@@ -56,3 +56,14 @@ def test_targets_differ_only_in_provider_constraint():
         assert json.loads(aws["terraform.tfvars.json"]).keys() == {"region", "force_destroy_artifacts"}
         assert b'version = "= 3.39.0"' in emu["providers.tf"]
         assert b'version = ">= 5.0, < 6.0"' in aws["providers.tf"]
+
+
+def test_rendering_for_aws_removes_an_emulator_override(tmp_path):
+    from infra.render import render
+    from infra.render.render import EMULATOR_OVERRIDE
+
+    stack = load_stack(EXAMPLES[0])
+    out = render(stack, tmp_path / "root", target="emulator")
+    (out / EMULATOR_OVERRIDE).write_text('provider "aws" {}\n')  # as plan writes it for the emulator
+    render(stack, out, target="aws")
+    assert not (out / EMULATOR_OVERRIDE).exists()

@@ -67,3 +67,22 @@ def test_s3_checkpoints_on_the_emulator(aws_client, moto_reset):
     warnings = []
     c2 = Checkpointer("s3://ckpt/runs/a", endpoint=moto_reset, log=warnings.append)
     assert c2.load_latest()["step"] == 2 and warnings
+
+
+def test_async_write_is_paced_over_part_of_the_checkpoint_interval(tmp_path):
+    """The second save has an interval (0.4 s) and writes over pace x interval; the first does not wait."""
+    import time
+    c = Checkpointer(str(tmp_path / "ck"), keep=3, async_save=True, pace=0.5)
+    state = {"step": 1, "w": torch.arange(3_000_000, dtype=torch.float32)}  # 12 MB: three 4 MB chunks
+    t = time.perf_counter()
+    c.save(1, state)
+    c.wait()
+    first = time.perf_counter() - t
+    time.sleep(0.4 - first if first < 0.4 else 0)
+    t = time.perf_counter()
+    c.save(2, {**state, "step": 2})
+    c.wait()
+    paced = time.perf_counter() - t
+    assert paced >= 0.15, f"paced save took {paced:.3f} s, expected about 0.2 s"
+    st = c.load_latest()
+    assert st["step"] == 2 and torch.equal(st["w"], state["w"])

@@ -11,8 +11,8 @@ One code path for one process, several local ranks and the GPU instances of a tr
 | `data` | source preparation, the held-out split, lockstep steps over the sharded sampler |
 | `kmeans` | greedy k-means++ and distributed Lloyd iterations |
 | `checkpoint` | atomic checkpoints (state, then COMMIT marker) to a directory or S3, keep K, async |
-| `pipeline` | model parallel: an MLP split into stages on ranks (send/recv) |
-| `tasks` | task parallel: independent jobs spread over ranks, gathered on rank 0 |
+| `pipeline` | model parallel: an MLP split into stages on ranks (send/recv); `--parallel pipeline` |
+| `tasks` | task parallel: independent jobs spread over ranks, gathered on rank 0; `--sweep` |
 | `termination` | spot / Auto Scaling termination notices -> checkpoint -> complete the lifecycle action |
 | `discovery`, `role` | rendezvous from the training Auto Scaling group; `gpufleet run` on an instance |
 

@@ -200,7 +200,9 @@ class Checkpointer:
     interval as training runs it), so it ends well before the next save is due while touching
     each step only lightly; 0 writes as fast as the CPU allows. The first save, with no interval
     yet, is not paced. Measured on two busy cores: a burst write slows the 2-3 steps it overlaps
-    by ~11%; paced over half the interval, the ~5 steps it overlaps by ~3-8%.
+    by ~11%; paced over half the interval, the ~5 steps it overlaps by ~3-8%. The price is
+    durability: a checkpoint commits up to `pace` x interval after its step, so a rank killed
+    in that window resumes from the one before.
     """
 
     SYNC_EVERY = 32 << 20

@@ -3,6 +3,12 @@
     gpufleet train --workload logreg|kmeans|mlp --data PATH --label COL --out DIR
                    [--k K] [--hidden 256,256] [--epochs E] [--test-fraction F] [--nproc N] ...
 
+Parallelism, over the N ranks:
+    (default)                data parallel: DDP, each rank reads its shard of the dataset
+    --parallel pipeline      model parallel (mlp): each rank holds a stage of the layers
+    --sweep PARAM=V1,V2,...  task parallel: one whole run per value, spread over the ranks,
+                             results gathered on rank 0 into OUT/sweep.json
+
 Every check a user's input can fail runs here, before any rank starts (exit 2 with a message
 naming the flag): the data path, the label column, k against the number of training samples,
 learning rate and batch size, the world size against the number of partitions.
@@ -11,10 +17,12 @@ learning rate and batch size, the world size against the number of partitions.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 
 from runtime.errors import BadInput
-from runtime.train.config import WORKLOADS, TrainConfig
+from runtime.train.config import PARALLEL, SWEEPABLE, WORKLOADS, TrainConfig
 
 
 def _ints(text):
@@ -22,6 +30,19 @@ def _ints(text):
         return [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers (got {text!r})") from None
+
+
+def _sweep(text):
+    param, eq, values = text.partition("=")
+    if not eq or param not in SWEEPABLE:
+        raise argparse.ArgumentTypeError(f"expected PARAM=V1,V2,... with PARAM one of {', '.join(SWEEPABLE)} "
+                                         f"(got {text!r})")
+    kind = SWEEPABLE[param]
+    try:
+        return {"param": param, "values": [kind(v) for v in values.split(",") if v.strip()]}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{param}: expected comma-separated {kind.__name__} values "
+                                         f"(got {values!r})") from None
 
 
 def add_arguments(p):
@@ -46,6 +67,11 @@ def add_arguments(p):
     p.add_argument("--no-standardize", action="store_true", help="do not standardize features")
     p.add_argument("--tol", type=float, default=0.0, help="k-means: stop when the squared centroid shift <= TOL")
     p.add_argument("--nproc", type=int, help="ranks on this machine (default 1, or the spec's local.ranks)")
+    p.add_argument("--parallel", choices=PARALLEL, default="data",
+                   help="data: DDP over shards (default); pipeline: the MLP's layers split into a stage per rank")
+    p.add_argument("--microbatches", type=int, default=4, help="pipeline: microbatches per step (default 4)")
+    p.add_argument("--sweep", type=_sweep, metavar="PARAM=V1,V2,...",
+                   help=f"one run per value, spread over the ranks ({', '.join(SWEEPABLE)})")
     p.add_argument("--max-restarts", type=int, default=0, help="restart the group this many times after a failure")
     p.add_argument("--grad-accum", type=int, default=1, help="micro-steps per optimizer step (DDP no_sync)")
     p.add_argument("--bucket-mb", type=float, default=25.0, help="DDP gradient bucket size in MB")
@@ -76,13 +102,14 @@ def config_from_args(args) -> TrainConfig:
         tol=args.tol, nproc=nproc or 1, max_restarts=args.max_restarts, grad_accum=args.grad_accum,
         bucket_mb=args.bucket_mb, comm_hook=args.comm_hook, log_every_s=args.log_every, checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
         keep=args.keep, async_checkpoint=not args.sync_checkpoint, resume=not args.no_resume, dtype=args.dtype,
-        json_logs=args.json_logs, endpoint=args.endpoint,
+        json_logs=args.json_logs, endpoint=args.endpoint, parallel=args.parallel,
+        microbatches=args.microbatches, sweep=args.sweep,
     )
 
 
 def validate(cfg: TrainConfig, nnodes: int = 1) -> TrainConfig:
     """Check `cfg` against its data and prepare the data; raise BadInput with every problem."""
-    from runtime.train.data import describe, prepare_source, split_mask
+    from runtime.train.data import prepare_source
 
     problems = cfg.problems()
     if cfg.max_restarts < 0:
@@ -90,16 +117,37 @@ def validate(cfg: TrainConfig, nnodes: int = 1) -> TrainConfig:
     if problems:
         raise BadInput(problems)
     world = cfg.nproc * nnodes
-    uri = prepare_source(cfg.data, cfg.out, min_partitions=world, endpoint=cfg.endpoint)
+    made = [p for p in (cfg.out, os.path.join(cfg.out, "dataset"), os.path.join(cfg.out, "dataset.source.json"))
+            if not os.path.exists(p)]
+    try:
+        return _check_against_data(cfg, world, prepare_source(cfg.data, cfg.out, min_partitions=world,
+                                                              endpoint=cfg.endpoint))
+    except BadInput:
+        # bad input leaves nothing behind: the copy of a CSV/Parquet file made for this run goes too
+        for p in made:
+            if os.path.isdir(p):
+                shutil.rmtree(p, ignore_errors=True)
+            elif os.path.exists(p):
+                os.remove(p)
+        raise
+
+
+def _check_against_data(cfg, world, uri):
+    from runtime.train.data import describe, split_mask
+
+    problems = []
     need_label = cfg.workload != "kmeans"
     manifest, _ = describe(uri, cfg.label if need_label else None, cfg.features, cfg.endpoint, need_label)
-    if world > len(manifest["partitions"]):
+    # a pipeline stage or a sweep job reads every training row; data parallel ranks read shards
+    if world > len(manifest["partitions"]) and cfg.parallel == "data" and not cfg.sweep:
         problems.append(f"--nproc: a world size of {world} is larger than the dataset's {len(manifest['partitions'])} "
                         f"partitions ({cfg.data}); use at most {len(manifest['partitions'])} ranks or repartition")
     n = int(manifest["total_rows"])
     n_train = int((~split_mask(n, cfg.test_fraction, cfg.seed)).sum())
-    if cfg.workload == "kmeans" and cfg.k > n_train:
-        problems.append(f"--k: {cfg.k} clusters need at least {cfg.k} training samples (the dataset has {n_train} "
+    ks = cfg.sweep["values"] if cfg.sweep and cfg.sweep["param"] == "k" else [cfg.k]
+    if cfg.workload == "kmeans" and max(ks) > n_train:
+        flag = f"--sweep k={max(ks)}: " if cfg.sweep else "--k: "
+        problems.append(f"{flag}{max(ks)} clusters need at least {max(ks)} training samples (the dataset has {n_train} "
                         f"after holding out {cfg.test_fraction:g})")
     if cfg.init_centroids is not None and len(cfg.init_centroids) != cfg.k:
         problems.append(f"init_centroids: {len(cfg.init_centroids)} given for k={cfg.k}")

@@ -12,6 +12,9 @@ from dataclasses import asdict, dataclass, field, fields
 from runtime.errors import BadInput
 
 WORKLOADS = ("logreg", "kmeans", "mlp")
+PARALLEL = ("data", "pipeline")
+# what a sweep may vary, with its type; each value is one independent job (task parallel)
+SWEEPABLE = {"k": int, "lr": float, "l2": float, "momentum": float, "epochs": int, "batch_size": int, "seed": int}
 
 
 @dataclass
@@ -51,6 +54,9 @@ class TrainConfig:
     endpoint: str | None = None
     in_memory_limit_bytes: int = 2 << 30
     termination_watch: dict | None = None  # {"metadata_url", "group", "hook", "region", "poll_s"}
+    parallel: str = "data"             # data (DDP) | pipeline (mlp: one stage of layers per rank)
+    microbatches: int = 4              # pipeline: microbatches per step
+    sweep: dict | None = None          # {"param": "lr", "values": [...]}: one job per value, spread over ranks
 
     def resolved(self) -> "TrainConfig":
         c = TrainConfig(**asdict(self))
@@ -105,6 +111,42 @@ class TrainConfig:
             p.append(f"--comm-hook: unknown (got {self.comm_hook!r}; allowed: none, fp16)")
         if self.dtype not in ("float32", "float64"):
             p.append(f"--dtype: must be float32 or float64 (got {self.dtype!r})")
+        return p + self._parallel_problems()
+
+    def _parallel_problems(self) -> list[str]:
+        p = []
+        if self.parallel not in PARALLEL:
+            return [f"--parallel: unknown (got {self.parallel!r}; allowed: {', '.join(PARALLEL)})"]
+        if self.parallel == "pipeline":
+            layers = len(self.hidden or []) + 1
+            if self.workload != "mlp":
+                p.append(f"--parallel pipeline: splits an MLP into stages; use --workload mlp (got {self.workload})")
+            elif self.nproc > layers:
+                p.append(f"--nproc: a pipeline of {self.nproc} stages needs at least {self.nproc} layers "
+                         f"(--hidden {','.join(map(str, self.hidden))} gives {layers})")
+            if self.microbatches < 1:
+                p.append(f"--microbatches: must be at least 1 (got {self.microbatches})")
+            if self.checkpoint_every or self.max_restarts:
+                p.append("--parallel pipeline: keeps no checkpoints, so --checkpoint-every and --max-restarts "
+                         "must be left out")
+            if self.sweep:
+                p.append("--sweep: runs each job on one rank; it cannot be combined with --parallel pipeline")
+        if self.sweep:
+            param, values = self.sweep.get("param"), self.sweep.get("values") or []
+            if param not in SWEEPABLE:
+                p.append(f"--sweep: cannot vary {param!r} (allowed: {', '.join(SWEEPABLE)})")
+            elif not values:
+                p.append(f"--sweep: {param}= needs at least one value")
+            elif param == "k" and self.workload != "kmeans":
+                p.append(f"--sweep k=...: k is a k-means setting (got --workload {self.workload})")
+            elif param in ("lr", "momentum") and self.workload == "kmeans":
+                p.append(f"--sweep {param}=...: k-means has no {param}")
+            else:
+                for v in values:
+                    p += [f"--sweep {param}={v}: {msg}" for msg in TrainConfig(**{**asdict(self), "sweep": None,
+                                                                                  param: v}).problems()]
+            if len(set(values)) != len(values):
+                p.append(f"--sweep: {param} values repeat ({','.join(map(str, values))})")
         return p
 
     def to_json(self) -> str:

@@ -9,6 +9,13 @@ microbatches, so it equals the single-process mean loss; every rank gets it back
 
 All ranks must know the batch's row count (to size the messages): only stage 0 needs `x` and
 only the last stage needs `y`.
+
+`run_pipeline` is `gpufleet train --workload mlp --parallel pipeline`: every rank reads the
+training rows and walks the same shuffled minibatches (one seed), stage 0 feeding inputs and
+the last stage the labels; at the end rank 0 gathers the stages' parameters into one MLP and
+writes the same artifact and metrics.json as a data-parallel run. A pipeline run keeps no
+checkpoints (each rank holds a different part of the model, which the single-writer
+checkpoint does not cover), so a stop request ends it without saving.
 """
 
 from __future__ import annotations
@@ -81,7 +88,8 @@ class PipelineStage:
                 outputs[m].backward(grad)
             if not self.first:
                 dist.send(inputs[m].grad.contiguous(), self.rank - 1)
-        dist.broadcast(loss_total, self.world - 1)
+        if self.world > 1:
+            dist.broadcast(loss_total, self.world - 1)
         return float(loss_total)
 
 
@@ -102,6 +110,84 @@ def train_pipeline(mlp, x, y, steps, lr, rank, world, microbatches=4):
         losses.append(stage.step(x.shape[0], x if rank == 0 else None, y if rank == world - 1 else None))
         opt.step()
     return losses
+
+
+def _owned(mlp, stage):
+    """The entries of mlp.state_dict() that `stage` trains."""
+    mine = {id(p) for p in stage.module.parameters()}
+    return {name: p.detach().cpu() for name, p in mlp.named_parameters() if id(p) in mine}
+
+
+def run_pipeline(cfg, ctx, stopper, progress) -> int:
+    """Train cfg's MLP with one stage per rank (see the module docstring); 0, or 143 if stopped."""
+    import time
+
+    import numpy as np
+
+    from runtime.errors import BadInput
+    from runtime.model import MLP
+    from runtime.train import worker as w
+
+    manifest, feats, n, table, classes, test, dtype = w._load(cfg, ctx, need_label=True)
+    if table is None:
+        raise BadInput(f"--parallel pipeline: every rank holds the training rows in memory; {cfg.data} is larger "
+                       f"than the in-memory limit ({cfg.in_memory_limit_bytes} bytes)")
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank: each keeps its own stage
+    mlp = MLP(len(feats), len(classes), tuple(cfg.hidden))
+    if cfg.standardize:
+        mean, std = w._standardization(table, test, ctx, feats, dtype)
+        mlp.standardize.mean.copy_(mean)
+        mlp.standardize.std.copy_(std)
+    mlp = mlp.to(dtype=torch.float64 if dtype == np.float64 else torch.float32)
+    stage = build_stage(mlp, ctx.rank, ctx.world_size, cfg.microbatches)
+    params = list(stage.module.parameters())
+    weights = [p for p in params if p.dim() > 1]
+    if cfg.optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=cfg.lr)
+    else:
+        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
+    x = torch.from_numpy(np.ascontiguousarray(table.x[~test]))
+    y = torch.from_numpy(np.ascontiguousarray(table.y[~test]))
+    n_train, batch = x.shape[0], cfg.batch_size or x.shape[0]
+    progress.total_steps = -(-n_train // batch) * cfg.epochs
+    gen = torch.Generator().manual_seed(cfg.seed)
+    step, loss_curve, t0 = 0, [], time.perf_counter()
+    for _ in range(cfg.epochs):
+        perm, epoch_loss, epoch_steps = torch.randperm(n_train, generator=gen), 0.0, 0
+        for lo in range(0, n_train, batch):
+            idx = perm[lo:lo + batch]
+            opt.zero_grad()
+            loss = stage.step(len(idx), x[idx] if stage.first else None, y[idx] if stage.last else None)
+            if cfg.l2:  # objective + l2/2 ||W||^2: each stage adds its own weights' term
+                penalty = torch.zeros((), dtype=torch.float64)
+                for p in weights:
+                    p.grad.add_(p.detach(), alpha=cfg.l2)
+                    penalty += 0.5 * cfg.l2 * (p.detach().double() ** 2).sum()
+                if ctx.distributed:
+                    dist.all_reduce(penalty)
+                loss += float(penalty)
+            opt.step()
+            step += 1
+            epoch_loss, epoch_steps = epoch_loss + loss, epoch_steps + 1
+            progress.step(step, loss, len(idx))
+            if stopper.should_stop(step):
+                progress.event("stopped", step=step, reason=stopper.reason or "peer",
+                               note="a pipeline run keeps no checkpoint; start it again from the beginning")
+                return 143
+        loss_curve.append(epoch_loss / epoch_steps)
+    t_train = time.perf_counter() - t0
+    parts = [None] * ctx.world_size if ctx.is_main else None
+    if ctx.distributed:
+        dist.gather_object(_owned(mlp, stage), parts, dst=0)
+    else:
+        parts = [_owned(mlp, stage)]
+    if ctx.is_main:
+        for part in parts:
+            mlp.load_state_dict(part, strict=False)
+        w._finish_classifier(cfg, mlp, table, test, feats, classes, loss_curve, step, n_train, n_train * cfg.epochs,
+                             t_train, ctx, None, [], dtype,
+                             extra={"parallel": "pipeline", "stages": ctx.world_size, "microbatches": cfg.microbatches})
+    return 0
 
 
 def train_single(mlp, x, y, steps, lr):

@@ -3,9 +3,19 @@
 Job `i` of a list runs on rank `i % W`; each rank runs its jobs one after the other with no
 communication, then one `gather_object` brings every result to rank 0 in job order. Typical
 jobs: k-means for several k (`kmeans_sweep`), a learning-rate sweep (`logreg_lr_sweep`).
+
+`run_sweep` is `gpufleet train --sweep PARAM=V1,V2,...`: each value is a whole single-rank
+training run of the configured workload, with its own output directory `OUT/PARAM=V` (model
+artifact, metrics.json) and checkpoint directory, so a stopped sweep resumes job by job.
+Rank 0 writes `OUT/sweep.json` with every job's figures and the best value (highest held-out
+accuracy, else lowest final loss; none for a k sweep, whose inertia always falls with k).
 """
 
 from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
 
 import torch
 import torch.distributed as dist
@@ -56,3 +66,78 @@ def logreg_lr_job(x, y, n_classes, steps=100, seed=0):
 
 def logreg_lr_sweep(x, y, n_classes, lrs, rank=0, world=1, steps=100):
     return run_tasks(list(lrs), logreg_lr_job(x, y, n_classes, steps), rank, world)
+
+
+class _JobStopper:
+    """A sweep job's stop check: the rank's own stop request, with no collective (a job is one rank)."""
+
+    def __init__(self, outer):
+        self.outer = outer
+
+    @property
+    def reason(self):
+        return self.outer.reason
+
+    def should_stop(self, step, force=False):
+        return self.outer.requested
+
+    def drain(self):
+        pass
+
+
+SUMMARY_KEYS = ("final_loss", "accuracy", "inertia", "iterations", "steps", "train_time_s", "samples_per_s")
+
+
+def run_sweep(cfg, ctx, stopper, progress) -> int:
+    """Run one job per value of cfg.sweep over the ranks; 0, or 143 if a stop request cut it short."""
+    from runtime.train import dist as tdist
+    from runtime.train import worker as w
+    from runtime.train.checkpoint import Checkpointer
+    from runtime.train.progress import Progress
+
+    param, values = cfg.sweep["param"], list(cfg.sweep["values"])
+    single = tdist.Context(device=ctx.device)
+
+    def job(value):
+        name = f"{param}={value}"
+        jcfg = replace(cfg, sweep=None, nproc=1, max_restarts=0, out=os.path.join(cfg.out, name),
+                       checkpoint_dir=f"{cfg.checkpoint_dir.rstrip('/')}/{name}", **{param: value}).resolved()
+        if stopper.requested:
+            return {"value": value, "rank": ctx.rank, "stopped": True}
+        progress.event("job", **{param: value}, rank=ctx.rank)
+        jprog = Progress(enabled=ctx.is_main, json_logs=cfg.json_logs, every_s=cfg.log_every_s)
+        ckpt = Checkpointer(jcfg.checkpoint_dir, keep=jcfg.keep, async_save=jcfg.async_checkpoint,
+                            endpoint=jcfg.endpoint, log=lambda m: progress.event("warning", message=m))
+        run = w._run_kmeans if jcfg.workload == "kmeans" else w._run_classifier
+        code = run(jcfg, single, _JobStopper(stopper), ckpt, jprog)
+        ckpt.wait()
+        if code:
+            return {"value": value, "rank": ctx.rank, "stopped": True}
+        with open(os.path.join(jcfg.out, "metrics.json")) as f:
+            m = json.load(f)
+        return {"value": value, "rank": ctx.rank, "out": jcfg.out, **{k: m[k] for k in SUMMARY_KEYS if k in m}}
+
+    results = run_tasks(values, job, ctx.rank, ctx.world_size)
+    if not ctx.is_main:
+        return 143 if stopper.requested else 0
+    done = [r for r in results if not r.get("stopped")]
+    best = None
+    if param != "k" and done:
+        if all("accuracy" in r for r in done):
+            best = max(done, key=lambda r: (r["accuracy"], -r["final_loss"]))
+        else:
+            best = min(done, key=lambda r: r.get("final_loss", float("inf")))
+    summary = {"workload": cfg.workload, "param": param, "values": values, "world_size": ctx.world_size,
+               "results": results, "best": None if best is None else {param: best["value"], "out": best["out"]}}
+    os.makedirs(cfg.out, exist_ok=True)
+    tmp = os.path.join(cfg.out, "sweep.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(summary, f, indent=2)
+    os.replace(tmp, os.path.join(cfg.out, "sweep.json"))
+    for r in results:
+        figures = " ".join(f"{k}={r[k]:.6g}" for k in ("final_loss", "accuracy", "inertia") if k in r)
+        progress.event("result", **{param: r["value"]}, rank=r["rank"], status="stopped" if r.get("stopped") else "done",
+                       figures=figures or "-")
+    if best is not None:
+        progress.event("best", **{param: best["value"]}, out=best["out"])
+    return 143 if len(done) < len(results) else 0

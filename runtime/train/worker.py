@@ -130,7 +130,13 @@ def run(cfg: TrainConfig) -> int:
                         endpoint=cfg.endpoint, log=lambda m: progress.event("warning", message=m) if ctx.is_main else None)
     finished = False
     try:
-        if cfg.workload == "kmeans":
+        if cfg.sweep:
+            from runtime.train.tasks import run_sweep
+            code = run_sweep(cfg, ctx, stopper, progress)
+        elif cfg.parallel == "pipeline":
+            from runtime.train.pipeline import run_pipeline
+            code = run_pipeline(cfg, ctx, stopper, progress)
+        elif cfg.workload == "kmeans":
             code = _run_kmeans(cfg, ctx, stopper, ckpt, progress)
         else:
             code = _run_classifier(cfg, ctx, stopper, ckpt, progress)
@@ -344,7 +350,7 @@ def _run_classifier(cfg, ctx, stopper, ckpt, progress):
 
 
 def _finish_classifier(cfg, module, table, test, feats, classes, loss_curve, step, n_train, samples_done,
-                       t_train, ctx, resumed_from, stalls, dtype, step_log=()):
+                       t_train, ctx, resumed_from, stalls, dtype, step_log=(), extra=None):
     if table is None:
         table = load_table(cfg.data, cfg.label, feats, dtype, cfg.endpoint)
     module.eval()
@@ -361,7 +367,7 @@ def _finish_classifier(cfg, module, table, test, feats, classes, loss_curve, ste
                    "train_time_s": t_train, "resumed_from_step": resumed_from,
                    "restarts": int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")),
                    "checkpoint_stall_s": stalls, "step_seconds": [round(t, 6) for t, _ in step_log],
-                   "step_during_checkpoint_write": [b for _, b in step_log]}
+                   "step_during_checkpoint_write": [b for _, b in step_log], **(extra or {})}
         if test.any():
             xte = torch.from_numpy(table.x[test]).to(ctx.device)
             pred = module(xte).argmax(1).cpu().numpy()

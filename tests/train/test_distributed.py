@@ -50,7 +50,9 @@ def test_sigkill_restart_gives_bitwise_equal_weights(data, tmp_path):
     assert faulty.returncode == 0, faulty.stderr[-3000:]
     events = [json.loads(line) for line in (tmp_path / "faulty" / "events.jsonl").read_text().splitlines()]
     assert any(e["event"] == "kill" for e in events)
-    assert metrics(tmp_path / "faulty")["resumed_from_step"] == 15
+    # the step-15 checkpoint is written paced over half an interval: killed at step 17 it may not be
+    # committed yet, and then the group resumes from step 10; either way the weights are the same
+    assert metrics(tmp_path / "faulty")["resumed_from_step"] in (10, 15)
     a = (tmp_path / "clean" / "weights.pt").read_bytes()
     w1, w2 = _weights(tmp_path / "clean"), _weights(tmp_path / "faulty")
     for k in w1:

@@ -27,8 +27,7 @@ import tempfile
 import time
 
 BATCH_ROWS = int(os.environ.get("BENCH_BATCH_ROWS", 1 << 20))
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from common import ROOT, save_result  # noqa: E402  (also puts the repository on sys.path)
 
 
 def make_input(path, rows):
@@ -152,9 +151,7 @@ def main():
     print(f"{'hash partition, from file':32}{stream['seconds']:>10.2f}{stream['peak_rss_mb']:>10.0f}  {stream['all_seconds']}")
     print(f"speed ratio (baseline time / partition time): {ratio:.2f} in memory, "
           f"{result['speed_ratio_streaming']:.2f} from file (target >= 0.5); pass: {result['pass']}")
-    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-    with open(os.path.join(ROOT, "bench", "results", "data_partition.json"), "w") as f:
-        json.dump(result, f, indent=2)
+    save_result("data_partition", result)
     return 0
 
 

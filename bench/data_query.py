@@ -14,7 +14,6 @@ bench/results/data_query.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -22,9 +21,7 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import save_result  # noqa: E402  (also puts the repository on sys.path)
 
 
 def main():
@@ -92,9 +89,7 @@ def main():
         print(f"{label:24}{s['median_seconds']:>10.4f}{s['bytes_scanned']:>16,.0f}{s['partitions_scanned']:>12.0f}")
     print(f"speedup {speedup:.1f}x (target >= 10), bytes ratio 1/{1 / bytes_ratio:.1f} (target <= 1/32); "
           f"pass: {result['pass']}")
-    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-    with open(os.path.join(ROOT, "bench", "results", "data_query.json"), "w") as f:
-        json.dump(result, f, indent=2)
+    save_result("data_query", result)
     return 0
 
 

@@ -23,8 +23,7 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from common import ROOT, save_result  # noqa: E402  (also puts the repository on sys.path)
 
 
 def main():
@@ -86,8 +85,7 @@ def main():
         print(f"async: step time while writing / without: {summary['async_step_slowdown_while_writing']:.2f}x")
     print(f"async: mean of all steps / median step without writing: {summary['async_mean_step_over_idle_median']:.2f}x")
     print(f"state: {summary['state_bytes'] / 1e6:.0f} MB; all runs finished (no deadlock)")
-    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-    json.dump(summary, open(os.path.join(ROOT, "bench", "results", "train_checkpoint.json"), "w"), indent=2)
+    save_result("train_checkpoint", summary)
 
 
 if __name__ == "__main__":

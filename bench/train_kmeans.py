@@ -22,8 +22,7 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from common import ROOT, save_result  # noqa: E402  (also puts the repository on sys.path)
 K, F, ITERS = 64, 32, 20
 
 
@@ -100,8 +99,7 @@ def main():
     print(f"{'median wall time (s)':24s}{statistics.median(res['runtime_2_ranks']):16.2f}"
           f"{statistics.median(res['sklearn_2_threads']):15.2f}")
     print(f"ratio runtime / sklearn: {summary['runtime_over_sklearn']:.2f}x")
-    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-    json.dump(summary, open(os.path.join(ROOT, "bench", "results", "train_kmeans.json"), "w"), indent=2)
+    save_result("train_kmeans", summary)
 
 
 if __name__ == "__main__":

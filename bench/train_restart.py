@@ -23,8 +23,7 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from common import ROOT, save_result  # noqa: E402  (also puts the repository on sys.path)
 
 
 def main():
@@ -74,8 +73,7 @@ def main():
                "targets": {"kill_to_first_step_s": "<= 2.5", "succeeded": f"{trials}/{trials}"}}
     print(f"succeeded {len(good)}/{trials}; kill -> first resumed step: median "
           f"{summary['kill_to_first_step_s_median'] or float('nan'):.2f} s, max {summary['kill_to_first_step_s_max'] or float('nan'):.2f} s")
-    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-    json.dump(summary, open(os.path.join(ROOT, "bench", "results", "train_restart.json"), "w"), indent=2)
+    save_result("train_restart", summary)
 
 
 if __name__ == "__main__":

@@ -27,8 +27,7 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from common import ROOT, save_result  # noqa: E402  (also puts the repository on sys.path)
 FEATURES, CLASSES, HIDDEN, BATCH = 256, 10, (1024, 1024), 256
 
 
@@ -155,9 +154,7 @@ def main():
           f"{summary['weak_scaling_plain_ddp_2x1_vs_1x1']:11.2f}x")
     print(f"{'  runtime with --comm-hook fp16':28s}{summary['weak_scaling_runtime_fp16_hook_2x1_vs_1x1']:10.2f}x")
     print(f"runtime overhead vs minimal DDP loop: {summary['runtime_overhead_vs_minimal_ddp'] * 100:+.1f}%")
-    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-    with open(os.path.join(ROOT, "bench", "results", "train_scaling.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+    save_result("train_scaling", summary)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from infra import BUILD_DIR
 from runtime.errors import OperationFailed
+from runtime.process import pid_alive
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 20.0
@@ -81,21 +82,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie child counts as gone
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except OSError:
-        return True
-
-
 def _answers(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://{HOST}:{port}/moto-api/data.json", timeout=1.0) as resp:
@@ -121,7 +107,7 @@ def status(build_dir: Path = BUILD_DIR) -> EmulatorInfo | None:
     info = _record(build_dir)
     if info is None:
         return None
-    if not _alive(info.pid):
+    if not pid_alive(info.pid):
         _state_file(build_dir).unlink(missing_ok=True)
         return None
     return info if _answers(info.port) else None
@@ -165,14 +151,14 @@ def stop(build_dir: Path = BUILD_DIR) -> bool:
     """Stop the recorded emulator by pid, answering or not; False if none was running."""
     info = _record(build_dir)
     _state_file(build_dir).unlink(missing_ok=True)
-    if info is None or not _alive(info.pid):
+    if info is None or not pid_alive(info.pid):
         return False
     try:
         os.kill(info.pid, signal.SIGTERM)
         deadline = time.monotonic() + 5
-        while _alive(info.pid) and time.monotonic() < deadline:
+        while pid_alive(info.pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if _alive(info.pid):
+        if pid_alive(info.pid):
             os.kill(info.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from runtime.agent.metadata import InstanceMetadata, gpu_utilization, read_inflight
 from runtime.errors import BadInput
+from runtime.process import pid_alive
 
 log = logging.getLogger("gpufleet.agent")
 
@@ -133,10 +134,10 @@ class Agent:
                 pass
         end = time.monotonic() + self.config.drain_timeout_s
         while time.monotonic() < end:
-            if not any(_alive(p) for p in pids):
+            if not any(pid_alive(p) for p in pids):
                 return True
             time.sleep(0.05)
-        log.error("replicas %s still running after %.0f s of drain", [p for p in pids if _alive(p)], self.config.drain_timeout_s)
+        log.error("replicas %s still running after %.0f s of drain", [p for p in pids if pid_alive(p)], self.config.drain_timeout_s)
         return False
 
     @property
@@ -185,18 +186,3 @@ class Agent:
             time.sleep(self.config.sample_interval_s)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped by its parent) counts as exited; a zombie main thread
-    # with other threads still running is a process still on its way out.
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            status = f.read()
-    except OSError:
-        return False
-    return not ("\nState:\tZ" in status and "\nThreads:\t1\n" in status)

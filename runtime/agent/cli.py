@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import sys
 
 from runtime.agent.agent import Agent, AgentConfig
 from runtime.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput
+from runtime.flags import add_flag_table, settings_from
 
 _FLAGS = {
     "--namespace": ("namespace", str, "CloudWatch namespace (default GPUFleet)"),
@@ -31,8 +31,7 @@ _FLAGS = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="runtime config JSON with an 'agent' section")
-    for flag, (dest, type_, help_) in _FLAGS.items():
-        parser.add_argument(flag, dest=dest, type=type_, default=None, help=help_)
+    add_flag_table(parser, _FLAGS)
     parser.add_argument("--server-url", dest="server_urls", action="append", help="a replica's base URL (repeatable)")
     parser.add_argument("--pid-file", dest="server_pid_files", action="append", help="a replica's pid file (repeatable)")
     parser.add_argument("--once", action="store_true", help="sample, publish and check termination once, then exit")
@@ -47,21 +46,11 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def config_from_args(args) -> AgentConfig:
-    data: dict = {}
-    if getattr(args, "config", None):
-        try:
-            with open(args.config) as f:
-                doc = json.load(f)
-        except (OSError, ValueError) as e:
-            raise BadInput(f"--config {args.config}: cannot read a JSON document ({e})") from None
-        data = dict(doc.get("agent", doc)) if isinstance(doc, dict) else {}
+    data = settings_from(args, _FLAGS, "agent")
     names = {f.name for f in dataclasses.fields(AgentConfig)}
     unknown = sorted(set(data) - names)
     if unknown:
         raise BadInput([f"agent.{k}: unknown setting (allowed {sorted(names)})" for k in unknown])
-    for dest, _, _ in _FLAGS.values():
-        if getattr(args, dest, None) is not None:
-            data[dest] = getattr(args, dest)
     for dest in ("server_urls", "server_pid_files"):
         if getattr(args, dest, None):
             data[dest] = tuple(getattr(args, dest))

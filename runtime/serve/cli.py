@@ -7,10 +7,10 @@ section or the section itself) and flags; a flag given on the command line wins.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from runtime.errors import EXIT_BAD_INPUT, BadInput
+from runtime.flags import add_flag_table, settings_from
 from runtime.serve.config import ServeConfig
 
 # flag -> ServeConfig field; every default is None so "not given" is distinguishable.
@@ -34,8 +34,7 @@ _FLAGS = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="runtime config JSON with a 'serve' section")
-    for flag, (dest, type_, help_) in _FLAGS.items():
-        parser.add_argument(flag, dest=dest, type=type_, default=None, help=help_)
+    add_flag_table(parser, _FLAGS)
     parser.add_argument("--pid-file", metavar="FILE", help="write the process id here (read by runtime.agent to drain)")
 
 
@@ -49,18 +48,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> ServeConfig:
-    data: dict = {}
-    if getattr(args, "config", None):
-        try:
-            with open(args.config) as f:
-                doc = json.load(f)
-        except (OSError, ValueError) as e:
-            raise BadInput(f"--config {args.config}: cannot read a JSON document ({e})") from None
-        data = dict(doc.get("serve", doc)) if isinstance(doc, dict) else {}
-    for dest, _, _ in _FLAGS.values():
-        value = getattr(args, dest, None)
-        if value is not None:
-            data[dest] = value
+    data = settings_from(args, _FLAGS, "serve")
     if not data.get("model"):
         raise BadInput("--model: required (a model artifact directory or s3://bucket/prefix)")
     return ServeConfig.from_dict(data)

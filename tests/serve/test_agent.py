@@ -1,9 +1,8 @@
-"""runtime.agent against the AWS emulator (moto) and a fake instance metadata server on 127.0.0.1."""
+"""runtime.agent against the AWS emulator (moto) and a fake instance metadata server on 127.0.0.1
+(`fake_imds`, tests/conftest.py)."""
 
 from __future__ import annotations
 
-import http.server
-import threading
 import time
 import types
 from concurrent.futures import ThreadPoolExecutor
@@ -13,59 +12,6 @@ import pytest
 
 from runtime.agent import Agent, AgentConfig
 from runtime.agent.metadata import InstanceMetadata
-
-
-class FakeMetadata:
-    """IMDSv2 on 127.0.0.1: a PUT token, then GETs that must carry it; `values` maps paths to text."""
-
-    def __init__(self, values: dict):
-        self.values = values
-        self.tokens_issued = 0
-        owner = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def _send(self, code, text=""):
-                body = text.encode()
-                self.send_response(code)
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_PUT(self):
-                if self.path != "/latest/api/token" or "X-aws-ec2-metadata-token-ttl-seconds" not in self.headers:
-                    return self._send(400)
-                owner.tokens_issued += 1
-                self._send(200, f"token-{owner.tokens_issued}")
-
-            def do_GET(self):
-                if self.headers.get("X-aws-ec2-metadata-token") != f"token-{owner.tokens_issued}":
-                    return self._send(401)
-                value = owner.values.get(self.path.removeprefix("/latest/"))
-                self._send(404) if value is None else self._send(200, value)
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def fake_imds():
-    servers = []
-
-    def make(values):
-        servers.append(FakeMetadata(values))
-        return servers[-1]
-
-    yield make
-    for s in servers:
-        s.close()
 
 
 def make_group(aws_client, name="serving"):
@@ -93,7 +39,7 @@ def record_completions(client) -> list:
 
 
 def test_imdsv2_token_flow_and_renewal(fake_imds):
-    imds = fake_imds({"meta-data/instance-id": "i-0123456789abcdef0"})
+    imds = fake_imds({"meta-data/instance-id": "i-0123456789abcdef0"}, rotate_tokens=True)
     md = InstanceMetadata(imds.url)
     assert md.instance_id() == "i-0123456789abcdef0" and imds.tokens_issued == 1
     imds.tokens_issued += 1  # the token expired on the server side

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -24,46 +22,11 @@ from runtime.train import TrainConfig, launch, validate  # noqa: E402
 from runtime.train.checkpoint import Checkpointer  # noqa: E402
 
 
-class FakeMetadata:
-    """IMDSv2 on 127.0.0.1: token, instance-id, local-ipv4, spot notice and lifecycle state."""
-
-    def __init__(self, instance_id="i-0123456789abcdef0", ip="10.0.0.9"):
-        self.values = {"meta-data/instance-id": instance_id, "meta-data/local-ipv4": ip,
-                       "meta-data/autoscaling/target-lifecycle-state": "InService"}
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_PUT(self):
-                self._send(200, "token-1")
-
-            def do_GET(self):
-                if self.headers.get("X-aws-ec2-metadata-token") != "token-1":
-                    return self._send(401, "")
-                v = owner.values.get(self.path[len("/latest/"):])
-                self._send(200, v) if v is not None else self._send(404, "")
-
-            def _send(self, code, body):
-                self.send_response(code)
-                self.end_headers()
-                self.wfile.write(body.encode())
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def metadata():
-    m = FakeMetadata()
-    yield m
-    m.close()
+def metadata(fake_imds):
+    """The instance's metadata (tests/conftest.py's fake IMDSv2): id, address, lifecycle state."""
+    return fake_imds({"meta-data/instance-id": "i-0123456789abcdef0", "meta-data/local-ipv4": "10.0.0.9",
+                      "meta-data/autoscaling/target-lifecycle-state": "InService"})
 
 
 class LifecycleStub:

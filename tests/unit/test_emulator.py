@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from infra import emulator
+from runtime.process import pid_alive
 from infra.targets import RUN_RECORD, STATE_FILE, StaleState, check_state
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +34,7 @@ def test_start_reuse_status_stop(tmp_path):
         assert emulator.stop(tmp_path)
     assert emulator.status(tmp_path) is None
     assert not (tmp_path / "emulator.json").exists()
-    assert not emulator._alive(info.pid)  # gone (or a zombie awaiting this test process's reap)
+    assert not pid_alive(info.pid)  # gone (or a zombie awaiting this test process's reap)
     assert emulator.stop(tmp_path) is False
 
 

@@ -114,6 +114,11 @@ def validate(cfg: TrainConfig, nnodes: int = 1) -> TrainConfig:
     problems = cfg.problems()
     if cfg.max_restarts < 0:
         problems.append(f"--max-restarts: must be 0 or more (got {cfg.max_restarts})")
+    from runtime.train.launcher import local_gpus
+    gpus = local_gpus()
+    if gpus and cfg.nproc > gpus:
+        problems.append(f"--nproc: {cfg.nproc} ranks need {cfg.nproc} GPUs and this machine has {gpus}: "
+                        "CUDA runs one rank per GPU (NCCL refuses two ranks on one)")
     if problems:
         raise BadInput(problems)
     world = cfg.nproc * nnodes

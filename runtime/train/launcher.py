@@ -8,6 +8,7 @@ times; the workers resume from the latest checkpoint by themselves.
 `TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1`: by default the agent shares one rendezvous store across
 restarts and new workers can read a dead worker's gloo address; a fresh store per round made
 every restart succeed here. Locally everything binds to 127.0.0.1.
+`GPUFLEET_TRAIN_START_METHOD=spawn` starts ranks in fresh interpreters instead of forking them.
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ def free_port(host="127.0.0.1"):
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def local_gpus() -> int:
+    """How many GPUs this machine's ranks can use: 0 with a CPU build of torch."""
+    import torch
+
+    return torch.cuda.device_count() if torch.backends.cuda.is_built() else 0
 
 
 def write_config(cfg: TrainConfig) -> str:
@@ -56,16 +64,16 @@ def launch(cfg: TrainConfig, min_nodes=1, max_nodes=1, rdzv_endpoint=None, local
 
     path = write_config(cfg)
     os.environ.update(worker_env(local))
-    # Ranks are forked from this process with torch, the worker and DDP's lazy imports
-    # (torch._dynamo, ~1 s) already loaded, so a restart after a killed rank does not pay
-    # for a fresh interpreter: most of the time from kill to the first resumed step was
-    # imports. Fork is safe here because this process never initialises CUDA.
-    import torch
-
+    # On a machine without GPUs, ranks are forked from this process with torch, the worker
+    # and DDP's lazy imports (torch._dynamo, ~1 s) already loaded, so a restart after a
+    # killed rank does not pay for a fresh interpreter: most of the time from kill to the
+    # first resumed step was imports. With a GPU, ranks are spawned: once this process has
+    # asked CUDA anything (even how many devices there are), a forked rank cannot use it
+    # ("Cannot re-initialize CUDA in forked subprocess", seen on an H200).
     from runtime.train import worker
 
     worker.preload()
-    start_method = "spawn" if torch.cuda.is_initialized() else "fork"
+    start_method = os.environ.get("GPUFLEET_TRAIN_START_METHOD") or ("spawn" if local_gpus() else "fork")
     lc = LaunchConfig(
         min_nodes=min_nodes, max_nodes=max_nodes, nproc_per_node=cfg.nproc,
         run_id=run_id or f"gpufleet-{uuid.uuid4().hex[:8]}",

@@ -56,6 +56,7 @@ class PipelineStage:
         self.module, self.rank, self.world = module, rank, world
         self.in_width, self.microbatches, self.dtype = in_width, microbatches, dtype
         self.first, self.last = rank == 0, rank == world - 1
+        self.device = next(module.parameters()).device  # NCCL sends GPU tensors, gloo CPU ones
 
     def step(self, n_rows, x=None, y=None):
         """One forward+backward over a batch of `n_rows`; returns the batch's mean loss (all ranks)."""
@@ -63,12 +64,12 @@ class PipelineStage:
         xs = x.tensor_split(self.microbatches) if self.first else None
         ys = y.tensor_split(self.microbatches) if self.last else None
         inputs, outputs = [], []
-        loss_total = torch.zeros((), dtype=torch.float64)
+        loss_total = torch.zeros((), dtype=torch.float64, device=self.device)
         for m, rows in enumerate(sizes):
             if self.first:
                 inp = xs[m]
             else:
-                inp = torch.empty(rows, self.in_width, dtype=self.dtype)
+                inp = torch.empty(rows, self.in_width, dtype=self.dtype, device=self.device)
                 dist.recv(inp, self.rank - 1)
                 inp.requires_grad_(True)
             out = self.module(inp)
@@ -138,7 +139,7 @@ def run_pipeline(cfg, ctx, stopper, progress) -> int:
         mean, std = w._standardization(table, test, ctx, feats, dtype)
         mlp.standardize.mean.copy_(mean)
         mlp.standardize.std.copy_(std)
-    mlp = mlp.to(dtype=torch.float64 if dtype == np.float64 else torch.float32)
+    mlp = mlp.to(device=ctx.device, dtype=torch.float64 if dtype == np.float64 else torch.float32)
     stage = build_stage(mlp, ctx.rank, ctx.world_size, cfg.microbatches)
     params = list(stage.module.parameters())
     weights = [p for p in params if p.dim() > 1]
@@ -146,8 +147,8 @@ def run_pipeline(cfg, ctx, stopper, progress) -> int:
         opt = torch.optim.Adam(params, lr=cfg.lr)
     else:
         opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
-    x = torch.from_numpy(np.ascontiguousarray(table.x[~test]))
-    y = torch.from_numpy(np.ascontiguousarray(table.y[~test]))
+    x = torch.from_numpy(np.ascontiguousarray(table.x[~test])).to(ctx.device)
+    y = torch.from_numpy(np.ascontiguousarray(table.y[~test])).to(ctx.device)
     n_train, batch = x.shape[0], cfg.batch_size or x.shape[0]
     progress.total_steps = -(-n_train // batch) * cfg.epochs
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -155,11 +156,11 @@ def run_pipeline(cfg, ctx, stopper, progress) -> int:
     for _ in range(cfg.epochs):
         perm, epoch_loss, epoch_steps = torch.randperm(n_train, generator=gen), 0.0, 0
         for lo in range(0, n_train, batch):
-            idx = perm[lo:lo + batch]
+            idx = perm[lo:lo + batch].to(ctx.device)
             opt.zero_grad()
             loss = stage.step(len(idx), x[idx] if stage.first else None, y[idx] if stage.last else None)
             if cfg.l2:  # objective + l2/2 ||W||^2: each stage adds its own weights' term
-                penalty = torch.zeros((), dtype=torch.float64)
+                penalty = torch.zeros((), dtype=torch.float64, device=ctx.device)
                 for p in weights:
                     p.grad.add_(p.detach(), alpha=cfg.l2)
                     penalty += 0.5 * cfg.l2 * (p.detach().double() ** 2).sum()

@@ -108,11 +108,3 @@ def test_streaming_shard_reads_match_in_memory(tmp_path):
         outs.append(t.load(out / "weights.pt", weights_only=True))
     for k in outs[0]:
         assert t.allclose(outs[0][k], outs[1][k], atol=1e-5), k
-
-
-def test_gpu_nccl_run(tmp_path):
-    if not torch.cuda.is_available():
-        pytest.skip("needs CUDA: NCCL and the GPU path are only exercised on a GPU machine")
-    path, _, _ = breast_cancer_csv(tmp_path)
-    cfg = validate(TrainConfig(workload="logreg", data=path, label="target", out=str(tmp_path / "g"), epochs=50))
-    assert launch(cfg) == 0 and metrics(tmp_path / "g")["accuracy"] > 0.9

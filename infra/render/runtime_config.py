@@ -7,6 +7,7 @@ Instances get it inside user_data (base64); the local target passes it as a file
 from __future__ import annotations
 
 from infra.bundle import wheel_name
+from infra.spec.checks import INT_SWEEPS
 from infra.spec.resolve import CUSTOM_METRIC_NAMES, METRIC_NAMESPACE, ResolvedStack
 
 CONFIG_FORMAT = 1
@@ -43,6 +44,8 @@ def runtime_config(r: ResolvedStack, role: str) -> dict:
         if t.workload is not None:
             # Keys are runtime.train.config.TrainConfig's field names.
             w = t.workload.model_dump(exclude_none=True)
+            if "sweep" in w and w["sweep"]["param"] in INT_SWEEPS:
+                w["sweep"]["values"] = [int(v) for v in w["sweep"]["values"]]
             config["workload"] = {"workload": w.pop("type"), **w}
     else:
         sv = s.serving

@@ -65,6 +65,7 @@ def stack_problems(stack: Stack) -> list[str]:
                 problems.append(f"training.workload.label: required for {w.type} (got nothing)")
             if w.type == "kmeans" and w.k is None:
                 problems.append("training.workload.k: required for kmeans (got nothing; allowed: 1 or more)")
+            _workload_parallel_problems(w, problems)
 
     if stack.serving is not None:
         _serving_problems(stack, problems)
@@ -141,3 +142,36 @@ def _serving_problems(stack: Stack, problems: list[str]) -> None:
             f"serving.pools: several pools split traffic by weight, which needs "
             f"load_balancer.algorithm 'weighted_round_robin' (got {fmt(lb.algorithm)})"
         )
+
+
+INT_SWEEPS = ("k", "epochs", "batch_size", "seed")
+
+
+def _workload_parallel_problems(w, problems):
+    """training.workload's parallel, microbatches and sweep (the runtime checks them again)."""
+    where = "training.workload"
+    if w.parallel == "pipeline":
+        if w.type != "mlp":
+            problems.append(f"{where}.parallel: pipeline splits an MLP into stages (got type {w.type}; allowed: mlp)")
+        if w.checkpoint_every or w.max_restarts:
+            problems.append(f"{where}.parallel: a pipeline run keeps no checkpoints; leave out checkpoint_every "
+                            "and max_restarts")
+        if w.sweep is not None:
+            problems.append(f"{where}.sweep: runs each job on one rank; it cannot be combined with parallel: pipeline")
+    elif w.microbatches is not None:
+        problems.append(f"{where}.microbatches: only for parallel: pipeline (got parallel {w.parallel or 'data'})")
+    if w.sweep is not None:
+        param, values = w.sweep.param, w.sweep.values
+        if param == "k" and w.type != "kmeans":
+            problems.append(f"{where}.sweep.param: k is a k-means setting (got type {w.type})")
+        if param in ("lr", "momentum") and w.type == "kmeans":
+            problems.append(f"{where}.sweep.param: k-means has no {param}")
+        if param in INT_SWEEPS and any(v != int(v) or v < (0 if param == "seed" else 1) for v in values):
+            problems.append(f"{where}.sweep.values: {param} takes whole numbers "
+                            f"{'>= 0' if param == 'seed' else '>= 1'} (got {values})")
+        if param == "lr" and any(v <= 0 for v in values):
+            problems.append(f"{where}.sweep.values: lr must be positive (got {values})")
+        if param == "l2" and any(v < 0 for v in values):
+            problems.append(f"{where}.sweep.values: l2 must be 0 or more (got {values})")
+        if len(set(values)) != len(values):
+            problems.append(f"{where}.sweep.values: values repeat (got {values})")

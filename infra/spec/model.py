@@ -109,6 +109,14 @@ class Fleet(Strict):
     _instance_type_known = field_validator("instance_type")(known_gpu_instance_type)
 
 
+class Sweep(Strict):
+    """Task parallelism: one whole single-rank run per value, spread over the fleet's ranks."""
+
+    param: Literal["k", "lr", "l2", "momentum", "epochs", "batch_size", "seed"] = Field(
+        description="the setting each run varies")
+    values: list[float] = Field(min_length=1, max_length=1000, description="one run per value")
+
+
 class Workload(Strict):
     """What the training fleet runs (runtime/train); field names follow `gpufleet train`'s flags."""
 
@@ -126,6 +134,10 @@ class Workload(Strict):
     checkpoint_every: Optional[int] = Field(default=None, ge=0, description="steps; 0: each epoch and on SIGTERM")
     keep: Optional[int] = Field(default=None, ge=1, le=100, description="checkpoints kept")
     max_restarts: Optional[int] = Field(default=None, ge=0, le=100)
+    parallel: Optional[Literal["data", "pipeline"]] = Field(
+        default=None, description="data: DDP over shards (default); pipeline: the MLP's layers, a stage per rank")
+    microbatches: Optional[int] = Field(default=None, ge=1, le=4096, description="pipeline: microbatches per step")
+    sweep: Optional[Sweep] = Field(default=None, description="task parallel: one run per value instead of one run")
 
     @field_validator("hidden")
     @classmethod

@@ -109,3 +109,39 @@ def test_workload_rules():
     with pytest.raises(BadInput) as exc:
         parse_stack(base)
     assert any(p.startswith("training.workload.hidden: layer sizes must be positive") for p in exc.value.problems)
+
+
+def test_parallel_and_sweep_reach_the_train_config():
+    from infra.spec import parse_stack
+    from runtime.train.config import TrainConfig
+
+    base = {"name": "t-stack", "training": {"instance_type": "g5.xlarge", "nodes": {"min": 1, "max": 1}}}
+    base["training"]["workload"] = {"type": "kmeans", "data": "s3://b/d/", "k": 4,
+                                    "sweep": {"param": "k", "values": [2, 4, 8]}}
+    cfg = TrainConfig.from_dict({**runtime_config(parse_stack(base), "train")["workload"], "out": "run/"})
+    assert cfg.sweep == {"param": "k", "values": [2, 4, 8]} and all(type(v) is int for v in cfg.sweep["values"])
+    assert not cfg.problems()
+    base["training"]["workload"] = {"type": "mlp", "data": "s3://b/d/", "label": "y", "hidden": [64, 64],
+                                    "parallel": "pipeline", "microbatches": 8}
+    cfg = TrainConfig.from_dict({**runtime_config(parse_stack(base), "train")["workload"], "out": "run/"})
+    assert cfg.parallel == "pipeline" and cfg.microbatches == 8 and not cfg.problems()
+
+
+@pytest.mark.parametrize("workload,needle", [
+    ({"type": "logreg", "label": "y", "parallel": "pipeline"}, "training.workload.parallel: pipeline splits an MLP"),
+    ({"type": "mlp", "label": "y", "parallel": "pipeline", "checkpoint_every": 10}, "keeps no checkpoints"),
+    ({"type": "mlp", "label": "y", "microbatches": 4}, "training.workload.microbatches: only for parallel"),
+    ({"type": "logreg", "label": "y", "sweep": {"param": "k", "values": [2]}}, "k is a k-means setting"),
+    ({"type": "kmeans", "k": 3, "sweep": {"param": "k", "values": [2.5]}}, "whole numbers"),
+    ({"type": "logreg", "label": "y", "sweep": {"param": "lr", "values": [0.1, 0.1]}}, "values repeat"),
+    ({"type": "logreg", "label": "y", "sweep": {"param": "lr", "values": [-1]}}, "lr must be positive"),
+    ({"type": "logreg", "label": "y", "sweep": {"param": "depth", "values": [1]}}, "training.workload.sweep.param"),
+])
+def test_bad_parallel_workload_names_the_field(workload, needle):
+    from infra.spec import parse_stack
+
+    data = {"name": "t-stack", "training": {"instance_type": "g5.xlarge", "nodes": {"min": 1, "max": 1},
+                                            "workload": {"data": "s3://b/d/", **workload}}}
+    with pytest.raises(BadInput) as exc:
+        parse_stack(data)
+    assert any(needle in p for p in exc.value.problems), exc.value.problems

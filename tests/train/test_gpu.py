@@ -30,7 +30,7 @@ def test_logreg_trains_on_the_gpu(tmp_path):
     assert metrics(tmp_path / "g")["accuracy"] > 0.9
 
 
-def test_sigkill_restart_of_a_forked_cuda_rank_resumes_from_its_checkpoint(tmp_path):
+def test_sigkill_restart_of_a_cuda_rank_resumes_from_its_checkpoint(tmp_path):
     """Through the elastic launcher (spawned, as on every machine with a GPU): the rank
     checkpoints GPU state asynchronously, is killed, restarts and ends where an uninterrupted
     run ends."""

@@ -44,7 +44,7 @@ def test_sigkill_restart_of_a_cuda_rank_resumes_from_its_checkpoint(tmp_path):
     faulty = run_cli(*common, "--out", tmp_path / "faulty", env={"GPUFLEET_TRAIN_FAULT": "0:17"})
     assert faulty.returncode == 0, faulty.stderr[-3000:]
     m = metrics(tmp_path / "faulty")
-    assert m["resumed_from_step"] in (10, 15) and m["restarts"] == 1
+    assert m["resumed_from_step"] in (5, 10, 15) and m["restarts"] == 1  # the newest committed when killed
     a = torch.load(tmp_path / "clean" / "weights.pt", weights_only=True)
     b = torch.load(tmp_path / "faulty" / "weights.pt", weights_only=True)
     for k in a:

@@ -116,37 +116,29 @@ def store_for(root, endpoint=None):
     return _S3(root, endpoint) if str(root).startswith("s3://") else _Local(root)
 
 
-def _snapshot(obj, staging, path=()):
+def _snapshot(obj, staging, devices, path=()):
     """A copy of the tensors in `obj`, so training may go on while it is written.
 
     Tensors are copied into `staging` (path -> tensor), buffers kept from the previous save
     when the shape and dtype still match. Copying 200 MB into fresh memory costs ~90 ms, almost
     all of it page faults; into warm buffers ~15 ms, which keeps the copy inside the forward
     and backward passes it overlaps. GPU tensors are staged in pinned host memory (no second
-    copy of the state on the GPU, and the device-to-host copies run asynchronously); the
-    caller synchronizes before it declares the copy done.
+    copy of the state on the GPU, and the device-to-host copies run asynchronously); their
+    devices are added to `devices`, which the caller synchronizes before it declares the copy done.
     """
     if isinstance(obj, torch.Tensor):
         buf = staging.get(path)
         if buf is None or buf.shape != obj.shape or buf.dtype != obj.dtype:
             buf = staging[path] = torch.empty(obj.shape, dtype=obj.dtype, device="cpu",
                                               pin_memory=obj.is_cuda)
+        if obj.is_cuda:
+            devices.add(obj.device)
         return buf.copy_(obj.detach(), non_blocking=obj.is_cuda)
     if isinstance(obj, dict):
-        return {k: _snapshot(v, staging, path + (k,)) for k, v in obj.items()}
+        return {k: _snapshot(v, staging, devices, path + (k,)) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_snapshot(v, staging, path + (i,)) for i, v in enumerate(obj))
+        return type(obj)(_snapshot(v, staging, devices, path + (i,)) for i, v in enumerate(obj))
     return obj
-
-
-def _cuda_devices(obj) -> set:
-    if isinstance(obj, torch.Tensor):
-        return {obj.device} if obj.is_cuda else set()
-    if isinstance(obj, dict):
-        return set().union(*(_cuda_devices(v) for v in obj.values()))
-    if isinstance(obj, (list, tuple)):
-        return set().union(*(_cuda_devices(v) for v in obj))
-    return set()
 
 
 def _digest(data) -> str:
@@ -261,8 +253,9 @@ class Checkpointer:
 
     def _copy_and_write(self, step, state, copied, budget):
         try:
-            snap = _snapshot(state, self._staging)
-            for device in _cuda_devices(state):
+            devices = set()
+            snap = _snapshot(state, self._staging, devices)
+            for device in devices:
                 torch.cuda.synchronize(device)  # the non-blocking device-to-host copies have landed
         finally:
             copied.set()

@@ -37,10 +37,6 @@ def init(timeout_s: float = 120.0) -> Context:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     cuda = torch.cuda.is_available()
-    if cuda and local >= torch.cuda.device_count():
-        from runtime.errors import BadInput
-        raise BadInput(f"--nproc: local rank {local} has no GPU of its own: this machine has "
-                       f"{torch.cuda.device_count()} (CUDA runs one rank per GPU; NCCL refuses two ranks on one)")
     device = torch.device(f"cuda:{local}") if cuda else torch.device("cpu")
     if cuda:
         torch.cuda.set_device(device)

@@ -137,7 +137,7 @@ def lloyd(x, c, max_iter=300, tol=0.0, all_reduce=None, on_iter=None, start_iter
     return c, it
 
 
-def _top2(x, xn, c, slack_rel):
+def _top2(x, xn, c):
     """Nearest centroid (argmin of ||c||^2 - 2 x.c, as `assign`), and the distances to the nearest and
     second-nearest centroid, for the rows of x."""
     n, k = x.shape[0], c.shape[0]
@@ -175,7 +175,7 @@ def lloyd_bounded(x, c, max_iter=300, tol=0.0, all_reduce=None, on_iter=None, st
     eps = torch.finfo(x.dtype).eps
     xn = (x * x).sum(1)
     slack = 64 * eps * (xn.sqrt() + float((c * c).sum(1).max().sqrt()) + 1.0) if n else xn
-    labels, u, lb = _top2(x, xn, c, eps)
+    labels, u, lb = _top2(x, xn, c)
     # this rank's per-cluster sums and counts (float64), kept up to date by moving only the rows
     # that changed cluster: after the first iterations, a few percent of the rows
     local = cluster_sums(x, labels, k)
@@ -215,7 +215,7 @@ def lloyd_bounded(x, c, max_iter=300, tol=0.0, all_reduce=None, on_iter=None, st
         idx = (u > bound).nonzero().squeeze(1)
         if idx.numel() > n // 3:
             # early iterations move centroids a lot: recomputing everything beats gathering most rows
-            labels, u, lb = _top2(x, xn, c, eps)
+            labels, u, lb = _top2(x, xn, c)
         elif idx.numel():
             # tighten the upper bound with the exact distance to the current centroid
             xi = x.index_select(0, idx)
@@ -223,7 +223,7 @@ def lloyd_bounded(x, c, max_iter=300, tol=0.0, all_reduce=None, on_iter=None, st
             u[idx] = ui
             still = idx[ui > bound[idx]]
             if still.numel():
-                li, uu, ll = _top2(x.index_select(0, still), xn[still], c, eps)
+                li, uu, ll = _top2(x.index_select(0, still), xn[still], c)
                 labels[still] = li
                 u[still] = uu + slack[still]
                 lb[still] = ll - slack[still]

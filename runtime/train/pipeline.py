@@ -126,27 +126,18 @@ def run_pipeline(cfg, ctx, stopper, progress) -> int:
     import numpy as np
 
     from runtime.errors import BadInput
-    from runtime.model import MLP
     from runtime.train import worker as w
 
     manifest, feats, n, table, classes, test, dtype = w._load(cfg, ctx, need_label=True)
     if table is None:
         raise BadInput(f"--parallel pipeline: every rank holds the training rows in memory; {cfg.data} is larger "
                        f"than the in-memory limit ({cfg.in_memory_limit_bytes} bytes)")
-    torch.manual_seed(cfg.seed)  # the same initial weights on every rank: each keeps its own stage
-    mlp = MLP(len(feats), len(classes), tuple(cfg.hidden))
-    if cfg.standardize:
-        mean, std = w._standardization(table, test, ctx, feats, dtype)
-        mlp.standardize.mean.copy_(mean)
-        mlp.standardize.std.copy_(std)
-    mlp = mlp.to(device=ctx.device, dtype=torch.float64 if dtype == np.float64 else torch.float32)
+    # the same initial weights on every rank (seeded): each keeps and trains its own stage
+    mlp = w._classifier_module(cfg, ctx, manifest, feats, n, table, classes, test, dtype)
     stage = build_stage(mlp, ctx.rank, ctx.world_size, cfg.microbatches)
     params = list(stage.module.parameters())
     weights = [p for p in params if p.dim() > 1]
-    if cfg.optimizer == "adam":
-        opt = torch.optim.Adam(params, lr=cfg.lr)
-    else:
-        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
+    opt = w._optimizer(cfg, params)
     x = torch.from_numpy(np.ascontiguousarray(table.x[~test])).to(ctx.device)
     y = torch.from_numpy(np.ascontiguousarray(table.y[~test])).to(ctx.device)
     n_train, batch = x.shape[0], cfg.batch_size or x.shape[0]
@@ -177,14 +168,13 @@ def run_pipeline(cfg, ctx, stopper, progress) -> int:
                 return 143
         loss_curve.append(epoch_loss / epoch_steps)
     t_train = time.perf_counter() - t0
-    parts = [None] * ctx.world_size if ctx.is_main else None
-    if ctx.distributed:
+    if ctx.distributed:  # rank 0 collects the other stages' trained parameters into its MLP
+        parts = [None] * ctx.world_size if ctx.is_main else None
         dist.gather_object(_owned(mlp, stage), parts, dst=0)
-    else:
-        parts = [_owned(mlp, stage)]
+        if ctx.is_main:
+            for part in parts:
+                mlp.load_state_dict(part, strict=False)
     if ctx.is_main:
-        for part in parts:
-            mlp.load_state_dict(part, strict=False)
         w._finish_classifier(cfg, mlp, table, test, feats, classes, loss_curve, step, n_train, n_train * cfg.epochs,
                              t_train, ctx, None, [], dtype,
                              extra={"parallel": "pipeline", "stages": ctx.world_size, "microbatches": cfg.microbatches})

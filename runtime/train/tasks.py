@@ -99,11 +99,11 @@ def run_sweep(cfg, ctx, stopper, progress) -> int:
     single = tdist.Context(device=ctx.device)
 
     def job(value):
+        if stopper.requested:
+            return {"value": value, "rank": ctx.rank, "stopped": True}
         name = f"{param}={value}"
         jcfg = replace(cfg, sweep=None, nproc=1, max_restarts=0, out=os.path.join(cfg.out, name),
                        checkpoint_dir=f"{cfg.checkpoint_dir.rstrip('/')}/{name}", **{param: value}).resolved()
-        if stopper.requested:
-            return {"value": value, "rank": ctx.rank, "stopped": True}
         progress.event("job", **{param: value}, rank=ctx.rank)
         jprog = Progress(enabled=ctx.is_main, json_logs=cfg.json_logs, every_s=cfg.log_every_s)
         ckpt = Checkpointer(jcfg.checkpoint_dir, keep=jcfg.keep, async_save=jcfg.async_checkpoint,
@@ -130,10 +130,7 @@ def run_sweep(cfg, ctx, stopper, progress) -> int:
     summary = {"workload": cfg.workload, "param": param, "values": values, "world_size": ctx.world_size,
                "results": results, "best": None if best is None else {param: best["value"], "out": best["out"]}}
     os.makedirs(cfg.out, exist_ok=True)
-    tmp = os.path.join(cfg.out, "sweep.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(summary, f, indent=2)
-    os.replace(tmp, os.path.join(cfg.out, "sweep.json"))
+    w.write_json(os.path.join(cfg.out, "sweep.json"), summary)
     for r in results:
         figures = " ".join(f"{k}={r[k]:.6g}" for k in ("final_loss", "accuracy", "inertia") if k in r)
         progress.event("result", **{param: r["value"]}, rank=r["rank"], status="stopped" if r.get("stopped") else "done",

@@ -202,9 +202,9 @@ def _module_state(model):
     return model.module.state_dict() if hasattr(model, "module") else model.state_dict()
 
 
-def _run_classifier(cfg, ctx, stopper, ckpt, progress):
-    manifest, feats, n, table, classes, test, dtype = _load(cfg, ctx, need_label=True)
-    tdtype = torch.float64 if dtype == np.float64 else torch.float32
+def _classifier_module(cfg, ctx, manifest, feats, n, table, classes, test, dtype):
+    """cfg's logreg or MLP with its initial weights (seeded: the same on every rank) and the
+    training rows' standardization, on the rank's device in the run's dtype."""
     torch.manual_seed(cfg.seed)
     if cfg.workload == "logreg":
         module = LogisticRegression(len(feats), len(classes))
@@ -217,7 +217,18 @@ def _run_classifier(cfg, ctx, stopper, ckpt, progress):
             mean, std = _standardization(table, test, ctx, feats, dtype)
         module.standardize.mean.copy_(mean)
         module.standardize.std.copy_(std)
-    module = module.to(device=ctx.device, dtype=tdtype)
+    return module.to(device=ctx.device, dtype=torch.float64 if dtype == np.float64 else torch.float32)
+
+
+def _optimizer(cfg, params):
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
+
+
+def _run_classifier(cfg, ctx, stopper, ckpt, progress):
+    manifest, feats, n, table, classes, test, dtype = _load(cfg, ctx, need_label=True)
+    module = _classifier_module(cfg, ctx, manifest, feats, n, table, classes, test, dtype)
     model = module
     if ctx.distributed:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -226,11 +237,7 @@ def _run_classifier(cfg, ctx, stopper, ckpt, progress):
         if cfg.comm_hook != "none":
             from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
             model.register_comm_hook(None, default_hooks.fp16_compress_hook)
-    if cfg.optimizer == "adam":
-        opt = torch.optim.Adam(module.parameters(), lr=cfg.lr)
-    else:
-        opt = torch.optim.SGD(module.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                              nesterov=cfg.nesterov and cfg.momentum > 0)
+    opt = _optimizer(cfg, module.parameters())
     weights = [p for name, p in module.named_parameters() if name.endswith("weight")]
     n_train = int((~test).sum())
     batch = cfg.batch_size or max(1, -(-n // ctx.world_size))
@@ -376,13 +383,18 @@ def _finish_classifier(cfg, module, table, test, feats, classes, loss_curve, ste
                                           "hidden": list(cfg.hidden), "features": feats, "label": cfg.label})
 
 
+def write_json(path, doc):
+    """Write `doc` to `path` whole or not at all (a temporary file renamed over it)."""
+    with open(path + ".tmp", "w") as f:
+        json.dump(doc, f, indent=2)
+    os.replace(path + ".tmp", path)
+
+
 def _write_outputs(cfg, module, metrics, meta):
     module = module.to(device="cpu", dtype=torch.float32)
     save_artifact(cfg.out, cfg.workload, module, {**meta, "metrics": {k: v for k, v in metrics.items()
                                                                      if k in ("final_loss", "accuracy", "inertia")}})
-    with open(os.path.join(cfg.out, "metrics.json.tmp"), "w") as f:
-        json.dump(metrics, f, indent=2)
-    os.replace(os.path.join(cfg.out, "metrics.json.tmp"), os.path.join(cfg.out, "metrics.json"))
+    write_json(os.path.join(cfg.out, "metrics.json"), metrics)
     _events(cfg, tdist.Context(), "finish", step=metrics["steps"])
 
 

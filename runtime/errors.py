@@ -8,6 +8,9 @@ and is left to propagate with its traceback.
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+# A run stopped on request (SIGTERM, a termination notice) after saving its state: 128 + SIGTERM,
+# what a process killed by SIGTERM reports, so supervisors (systemd, torchrun) read it the same way.
+EXIT_STOPPED = 143
 
 
 class BadInput(Exception):

@@ -24,7 +24,8 @@ import signal
 import time
 from dataclasses import dataclass
 
-from runtime.agent.metadata import InstanceMetadata, gpu_utilization, read_inflight
+from runtime.agent.metadata import gpu_utilization, read_inflight
+from runtime.imds import InstanceMetadata
 from runtime.errors import BadInput
 from runtime.process import pid_alive
 

@@ -27,7 +27,7 @@ METADATA_URL = os.environ.get("GPUFLEET_METADATA_URL", "http://169.254.169.254")
 
 def my_address(metadata_url=METADATA_URL):
     try:
-        from runtime.agent.metadata import InstanceMetadata
+        from runtime.imds import InstanceMetadata
         ip = InstanceMetadata(metadata_url, timeout_s=1.0).get("meta-data/local-ipv4")
         if ip:
             return ip

@@ -18,7 +18,7 @@ import logging
 import os
 import threading
 
-from runtime.agent.metadata import InstanceMetadata
+from runtime.imds import InstanceMetadata
 
 log = logging.getLogger(__name__)
 

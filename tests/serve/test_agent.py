@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from runtime.agent import Agent, AgentConfig
-from runtime.agent.metadata import InstanceMetadata
+from runtime.imds import InstanceMetadata
 
 
 def make_group(aws_client, name="serving"):

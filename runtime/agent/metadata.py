@@ -9,7 +9,6 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
-
 from runtime.serve.metrics import INFLIGHT_METRIC
 
 

@@ -42,7 +42,7 @@ def say(msg: str) -> None:
 
 
 def free_base(span: int) -> int:
-    from runtime.local.state import port_free
+    from runtime.fleet.state import port_free
 
     while True:
         base = random.randrange(20000, 40000)
@@ -63,27 +63,27 @@ def write_spec(work: Path, name: str, algorithm: str, rmin: int, rmax: int, auto
 
 
 class Fleet:
-    """`up` on enter, `down` on exit (by pid), through runtime.local.stack."""
+    """`up` on enter, `down` on exit (by pid), through the local target (infra.targets.local)."""
 
     def __init__(self, spec: Path, model: Path, delays):
         self.spec, self.model, self.delays = spec, model, delays
 
     def __enter__(self):
-        from runtime.local import stack
+        from infra.target_names import LOCAL
+        from infra.targets import get_target
 
-        stack.up(str(self.spec), model=str(self.model), test_delay_ms=self.delays)
-        self.status = stack.status(str(self.spec))
+        self.target = get_target(LOCAL)
+        self.target.up(str(self.spec), model=str(self.model), test_delay_ms=self.delays)
+        self.status = self.target.status(str(self.spec))
         self.port = int(self.status["url"].rsplit(":", 1)[1])
         return self
 
     def __exit__(self, *exc):
-        from runtime.local import stack
-
-        stack.down(str(self.spec))
+        self.target.down(str(self.spec))
 
 
 def open_load(port: int, rate, seconds: float, label: str):
-    from runtime.local.load import open_loop, run
+    from infra.targets.local.load import open_loop, run
 
     def tick(t, results):
         if int(t) % 5 == 0:
@@ -94,7 +94,7 @@ def open_load(port: int, rate, seconds: float, label: str):
 
 
 def bench_algorithms(work: Path, model: Path, fast_ms: float, seconds: float) -> dict:
-    from runtime.local.load import percentile, summarize
+    from infra.targets.local.load import percentile, summarize
 
     capacity = 1000.0 / fast_ms + 1000.0 / (3 * fast_ms)
     rate = 0.7 * capacity
@@ -117,7 +117,7 @@ def bench_algorithms(work: Path, model: Path, fast_ms: float, seconds: float) ->
 
 
 def bench_overhead(work: Path, model: Path, n: int) -> dict:
-    from runtime.local.load import closed_loop, percentile, run
+    from infra.targets.local.load import closed_loop, percentile, run
 
     say(f"[2/3] HAProxy overhead: 1 replica, {n} requests each way, one at a time, interleaved in blocks of 50")
     with Fleet(write_spec(work, "b-overhead", "round_robin", 1, 1), model, [0.0]) as f:
@@ -138,7 +138,9 @@ def bench_overhead(work: Path, model: Path, n: int) -> dict:
 
 
 def bench_scale_out(work: Path, model: Path, cooldown_s: int) -> dict:
-    from runtime.local import state as st
+    from infra.targets.local.stack import stack_dir
+    from runtime.fleet import state as st
+    from runtime.serve.metrics import parse_metrics
 
     say("[3/3] scale-out reaction: 1 replica at 20 ms per request (50 requests/s), inflight target 1, "
         f"scale-out cooldown {cooldown_s} s; 10 requests/s, then a step to 80 requests/s")
@@ -146,7 +148,7 @@ def bench_scale_out(work: Path, model: Path, cooldown_s: int) -> dict:
          "scale_in_cooldown_s": 300, "warmup_s": 1}
     spec = write_spec(work, "b-scale", "least_connections", 1, 2, a)
     with Fleet(spec, model, [20.0]) as f:
-        directory = st.stack_dir("b-scale")
+        directory = stack_dir("b-scale")
         replica = f.status["replicas"][0]["port"]
         raw, stop = [], threading.Event()
 
@@ -154,9 +156,9 @@ def bench_scale_out(work: Path, model: Path, cooldown_s: int) -> dict:
             while not stop.is_set():
                 try:
                     with urllib.request.urlopen(f"http://127.0.0.1:{replica}/metrics", timeout=1) as resp:
-                        for line in resp.read().decode().splitlines():
-                            if line.startswith("gpufleet_serve_inflight_requests "):
-                                raw.append((time.time(), float(line.split()[1])))
+                        inflight, _ = parse_metrics(resp.read().decode())
+                    if inflight is not None:
+                        raw.append((time.time(), inflight))
                 except OSError:
                     pass
                 time.sleep(0.1)

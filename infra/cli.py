@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from infra.target_names import DEFAULT
 from runtime.errors import EXIT_FAILED, EXIT_OK, BadInput, OperationFailed, run_command
 
 
@@ -45,21 +46,23 @@ def cmd_schema(args) -> int:
     return EXIT_OK
 
 
-def cmd_render(args) -> int:
-    from infra.render import render
+def _target(args):
+    from infra.targets import get_target
 
-    r = _load(args)
-    out = render(r, Path(args.out) if args.out else None, target=args.target)
+    return get_target(args.target, args.command)
+
+
+def cmd_render(args) -> int:
+    target = _target(args)
+    out = target.render(target.load(args.spec), Path(args.out) if args.out else None)
     print(out)
     return EXIT_OK
 
 
 def _prepare(args, recreate: bool = False):
-    from infra.targets import prepare
-
-    r = _load(args)
-    prepared, started = prepare(
-        r, args.target, Path(args.out) if args.out else None, offline=args.offline, recreate=recreate
+    target = _target(args)
+    prepared, started = target.prepare(
+        target.load(args.spec), Path(args.out) if args.out else None, offline=args.offline, recreate=recreate
     )
     if started:
         _say(f"started the AWS emulator on {prepared.emulator.endpoint} (stop it with `gpufleet emulator stop`)")
@@ -73,21 +76,19 @@ def _prepare(args, recreate: bool = False):
 def cmd_plan(args) -> int:
     from infra.terraform.runner import format_plan_summary, plan_summary
 
+    from infra.targets.base import PLAN_FILE
+
     prepared = _prepare(args)
     _say(f"planning stack {prepared.stack.name} for target {args.target} in {prepared.workdir} ...")
-    plan = prepared.terraform.plan()
-    out = prepared.workdir / "plan.json"
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(plan, indent=1))
-    tmp.replace(out)
+    plan = _target(args).plan(prepared)
     for line in format_plan_summary(plan_summary(plan)):
         print(line)
-    print(f"wrote {out}")
+    print(f"wrote {prepared.workdir / PLAN_FILE}")
     return EXIT_OK
 
 
 def _confirm_real_cloud(args, verb: str) -> None:
-    if args.target == "emulator" or args.yes:
+    if not _target(args).real_cloud or args.yes:
         return
     if not sys.stdin.isatty():
         raise BadInput(f"--yes: required to {verb} on target {args.target} without a terminal to confirm on")
@@ -106,7 +107,7 @@ def _offer_recreate(args, exc) -> bool:
 
 
 def cmd_apply(args) -> int:
-    from infra.targets import StaleState, record_run
+    from infra.targets.emulator import StaleState
     from infra.terraform.runner import ApplyProgress
 
     try:
@@ -119,36 +120,32 @@ def cmd_apply(args) -> int:
     _say(f"applying stack {prepared.stack.name} to {args.target} ...")
     t0 = time.monotonic()
     progress = ApplyProgress(_say)
-    try:
-        prepared.terraform.apply(progress=progress)
-    finally:
-        record_run(prepared)  # even a partial apply created resources in this run
+    target = _target(args)
+    target.apply(prepared, progress=progress)
     _say(f"applied {progress.done} resource(s) in {time.monotonic() - t0:.1f}s")
-    print(json.dumps(prepared.terraform.output(), indent=2))
+    print(json.dumps(target.outputs(prepared), indent=2))
     return EXIT_OK
 
 
 def cmd_destroy(args) -> int:
-    from infra.targets import RUN_RECORD, STATE_FILE
     from infra.terraform.runner import ApplyProgress
 
     # --forget: a state from an earlier emulator run is set aside, leaving nothing to destroy
     prepared = _prepare(args, recreate=args.forget)
-    if not (prepared.workdir / STATE_FILE).is_file():
+    if not prepared.has_state():
         _say(f"nothing to destroy: no state in {prepared.workdir}")
         return EXIT_OK
     _confirm_real_cloud(args, "destroy")
     t0 = time.monotonic()
     progress = ApplyProgress(_say)
-    prepared.terraform.destroy(progress=progress)
-    (prepared.workdir / RUN_RECORD).unlink(missing_ok=True)
+    _target(args).destroy(prepared, progress=progress)
     _say(f"destroyed {progress.done} resource(s) in {time.monotonic() - t0:.1f}s")
     return EXIT_OK
 
 
 def cmd_outputs(args) -> int:
     prepared = _prepare(args)
-    print(json.dumps(prepared.terraform.output(), indent=2))
+    print(json.dumps(_target(args).outputs(prepared), indent=2))
     return EXIT_OK
 
 
@@ -175,14 +172,109 @@ def cmd_run(args) -> int:
     return run_role(Path(args.config))
 
 
-def _stack_args(p: argparse.ArgumentParser, with_target: bool = True) -> None:
+# -- the local target: the stack on this machine ---------------------------------------------
+LOCAL_DESCRIPTION = """\
+up      partition the example data, train with local.ranks ranks, start the serving
+        replicas behind HAProxy and the autoscaler; returns when min replicas are ready
+down    stop everything `up` started, by pid (a stack that is not up: a message, no change)
+status  each replica (pid, port, state), HAProxy's view of it, the autoscaler's last decision
+demo    an open-loop load ramp against the fleet; prints a report and writes a PNG timeline
+
+Exit codes: 0 ok, 1 failed (already up, ports in use, a process did not start), 2 bad input.
+"""
+
+
+def cmd_up(args) -> int:
+    target = _target(args)
+    target.up(args.spec, model=args.model, workload=args.workload, epochs=args.epochs, hidden=args.hidden,
+              test_delay_ms=args.test_delay_ms, timeout_s=args.timeout)
+    print(target.format_status(target.status(args.spec)))
+    print(f"stop it with: gpufleet down {args.spec}")
+    return EXIT_OK
+
+
+def cmd_down(args) -> int:
+    stopped = _target(args).down(args.spec)
+    if stopped is None:
+        _say(f"stack is not up: nothing to stop ({args.spec})")
+        return EXIT_OK
+    print("stopped " + ", ".join(f"{p['what']} (pid {p['pid']})" for p in stopped))
+    return EXIT_OK
+
+
+def cmd_status(args) -> int:
+    target = _target(args)
+    s = target.status(args.spec)
+    print(json.dumps(s, indent=2) if args.json else target.format_status(s))
+    return EXIT_OK if s["up"] else EXIT_FAILED
+
+
+def cmd_demo(args) -> int:
+    return _target(args).demo(args.spec, peak_rps=args.peak_rps, duration_s=args.duration, out=args.out)
+
+
+def _delays(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a comma-separated list of milliseconds (got {text!r})") from None
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"a comma-separated list of milliseconds >= 0 (got {text!r})")
+    return values
+
+
+def _target_arg(p: argparse.ArgumentParser, verb: str) -> None:
+    """--target, its choices the registered targets that answer `verb` (the first is the default)."""
+    from infra.targets import TARGETS, names_for
+
+    names = names_for(verb)
+    default = DEFAULT if DEFAULT in names else names[0]
+    described = [f"{n} ({'the default: ' if n == default else ''}{TARGETS[n].summary})" for n in names]
+    p.add_argument("--target", choices=names, default=default, help="where the stack goes: " + ", ".join(described))
+
+
+def _stack_args(p: argparse.ArgumentParser, verb: str) -> None:
     p.add_argument("spec", help="the stack spec (YAML)")
     p.add_argument("--out", help="the rendered root's directory (default build/<name>/)")
-    if with_target:
-        p.add_argument("--target", choices=("emulator", "aws"), default="emulator",
-                       help="emulator (default: a local moto server) or aws (real AWS)")
-        p.add_argument("--offline", action="store_true",
-                       help="use the bundled AWS provider instead of the registry (always on for the emulator)")
+    _target_arg(p, verb)
+    p.add_argument("--offline", action="store_true",
+                   help="use the bundled AWS provider instead of the registry (always on for the emulator)")
+
+
+def _local_args(p: argparse.ArgumentParser, verb: str) -> None:
+    p.add_argument("spec", help="the stack spec (YAML)")
+    _target_arg(p, verb)
+
+
+def _add_local_commands(sub) -> None:
+    p = sub.add_parser("up", help="run a stack on this machine (local target): data, training, replicas, HAProxy, "
+                                  "autoscaler", description=LOCAL_DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    _local_args(p, "up")
+    p.add_argument("--model", metavar="DIR", help="serve this model artifact; skips the data and training steps")
+    p.add_argument("--workload", choices=("logreg", "kmeans", "mlp"), default="mlp", help="what to train (default mlp)")
+    p.add_argument("--epochs", type=int, help="training epochs (default: runtime.train's)")
+    p.add_argument("--hidden", default="64,64", help="mlp hidden layer sizes (default 64,64)")
+    p.add_argument("--test-delay-ms", type=_delays, metavar="MS[,MS...]",
+                   help="testing and demos: extra delay per forward pass, per replica in start order (cycled)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for min replicas to be ready")
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("down", help="stop everything `up` started, by pid")
+    _local_args(p, "down")
+    p.set_defaults(func=cmd_down)
+
+    p = sub.add_parser("status", help="replicas, load balancer view and autoscaler decisions of a local stack")
+    _local_args(p, "status")
+    p.add_argument("--json", action="store_true", help="as JSON (URL, each replica's pid, port, state)")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("demo", help="a load ramp against a local stack: scaling report and PNG plot")
+    _local_args(p, "demo")
+    p.add_argument("--peak-rps", type=float, help="highest arrival rate (default: 3 x one replica's target load)")
+    p.add_argument("--duration", type=float, help="seconds of load before the ramp down waits for scale-in")
+    p.add_argument("--out", help="where the report JSON and PNG go (default build/<name>/local/)")
+    p.set_defaults(func=cmd_demo)
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -200,29 +292,29 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("render", help="write the stack's Terraform root (default build/<name>/)")
-    _stack_args(p)
+    _stack_args(p, "render")
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("plan", help="render, terraform init and plan; writes build/<name>/plan.json")
-    _stack_args(p)
+    _stack_args(p, "plan")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("apply", help="render and apply; prints the outputs")
-    _stack_args(p)
+    _stack_args(p, "apply")
     p.add_argument("--recreate", action="store_true",
                    help="discard a state left from an earlier emulator run and create the stack again")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation on a real cloud")
     p.set_defaults(func=cmd_apply)
 
     p = sub.add_parser("destroy", help="destroy what apply created")
-    _stack_args(p)
+    _stack_args(p, "destroy")
     p.add_argument("--forget", action="store_true",
                    help="discard a state left from an earlier emulator run instead of failing")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation on a real cloud")
     p.set_defaults(func=cmd_destroy)
 
     p = sub.add_parser("outputs", help="print the stack's Terraform outputs as JSON")
-    _stack_args(p)
+    _stack_args(p, "outputs")
     p.set_defaults(func=cmd_outputs)
 
     p = sub.add_parser("emulator", help="the local AWS emulator (moto on 127.0.0.1)")
@@ -234,9 +326,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="the resolved runtime config JSON that infra rendered")
     p.set_defaults(func=cmd_run)
 
+    _add_local_commands(sub)
+
     for name, (module, help_text) in RUNTIME_COMMANDS.items():
-        if name in sub.choices:
-            continue  # one module's register() adds several commands (runtime.local.cli)
         if name == command:
             _register_runtime(sub, module)
         elif _available(module):
@@ -251,10 +343,6 @@ RUNTIME_COMMANDS = {
     "train": ("runtime.train.cli", "distributed training on a partitioned dataset"),
     "serve": ("runtime.serve.cli", "serve a model artifact over HTTP"),
     "agent": ("runtime.agent.cli", "a serving instance's agent: scaling metrics, drain on termination"),
-    "up": ("runtime.local.cli", "run a stack on this machine (local target): data, training, replicas, HAProxy, autoscaler"),
-    "down": ("runtime.local.cli", "stop everything `up` started, by pid"),
-    "status": ("runtime.local.cli", "replicas, load balancer view and autoscaler decisions of a local stack"),
-    "demo": ("runtime.local.cli", "a load ramp against a local stack: scaling report and PNG plot"),
 }
 
 

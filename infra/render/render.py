@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import tempfile
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -25,15 +26,30 @@ from infra.bundle import bundle_files, wheel_name
 from infra.render.hcl import format_hcl, hcl
 from infra.render.runtime_config import BUNDLE_PREFIX, TRAINING_HOOK_TIMEOUT_S, runtime_config
 from infra.spec.resolve import ALB_ALGORITHMS, CUSTOM_METRIC_NAMES, METRIC_NAMESPACE, ResolvedCapacity, ResolvedStack
+from infra.target_names import AWS, EMULATOR
 from runtime import __version__
 
-TARGETS = ("emulator", "aws")
-# The emulator target runs offline against the AWS provider in the local mirror (3.39);
-# real AWS gets current providers from the registry.
-PROVIDER_CONSTRAINTS = {"emulator": "= 3.39.0", "aws": ">= 5.0, < 6.0"}
-PROVIDER_MAJOR = {"emulator": 3, "aws": 5}
+
+@dataclass(frozen=True)
+class AwsProvider:
+    """The AWS provider a target's rendered root pins."""
+
+    constraint: str
+    major: int
+    emulated: bool = False  # moto: the emulator's tfvars, and an endpoint override written at plan time
+
+
+# The targets rendered to an AWS root. The emulator target runs offline against the AWS
+# provider in the local mirror (3.39); real AWS gets current providers from the registry.
+AWS_PROVIDERS = {EMULATOR: AwsProvider("= 3.39.0", 3, emulated=True), AWS: AwsProvider(">= 5.0, < 6.0", 5)}
 RENDER_MANIFEST = ".gpufleet-render.json"
 EMULATOR_OVERRIDE = "emulator_override.tf"
+# The serving instance's drain budget (ResolvedStack.serving_drain_s) plus these margins:
+# the termination lifecycle hook waits for the agent to finish draining and complete it...
+SERVING_HOOK_MARGIN_S = 30
+SERVING_HOOK_MIN_S = 30
+# ...and systemd lets the serving units drain before it kills them.
+SERVING_STOP_MARGIN_S = 10
 
 
 def _hcl_ident(value: str) -> str:
@@ -83,7 +99,7 @@ def _context(r: ResolvedStack, target: str, modules: str) -> dict:
         "r": r,
         "modules": modules,
         "metric_namespace": METRIC_NAMESPACE,
-        "provider_constraint": PROVIDER_CONSTRAINTS[target],
+        "provider_constraint": AWS_PROVIDERS[target].constraint,
         "bundle_files": {BUNDLE_PREFIX + name: "bundle/" + name for name in (wheel_name(), "requirements.txt")},
         "capacity": _capacity,
         "images": {},
@@ -116,9 +132,8 @@ def _context(r: ResolvedStack, target: str, modules: str) -> dict:
             },
             serving_grace_s=max(scaling.warmup_s if scaling else 0, 60),
             default_cooldown_s=scaling.scale_in_cooldown_s if scaling else 300,
-            # The instance drains for the load balancer's deregistration window plus the server's drain timeout.
             serving_hook={
-                "heartbeat_timeout_s": max(30, lb.deregistration_delay_s + sv.drain_timeout_s + 30),
+                "heartbeat_timeout_s": max(SERVING_HOOK_MIN_S, r.serving_drain_s + SERVING_HOOK_MARGIN_S),
                 "default_result": "CONTINUE",
             },
             scaling=(
@@ -137,10 +152,7 @@ def _context(r: ResolvedStack, target: str, modules: str) -> dict:
 
 def _user_data(r: ResolvedStack, role: str, bundle_sha256: str) -> str:
     config = json.dumps(runtime_config(r, role), sort_keys=True, separators=(",", ":"))
-    if role == "train":
-        stop = TRAINING_HOOK_TIMEOUT_S
-    else:
-        stop = r.spec.serving.load_balancer.deregistration_delay_s + r.spec.serving.drain_timeout_s + 10
+    stop = TRAINING_HOOK_TIMEOUT_S if role == "train" else r.serving_drain_s + SERVING_STOP_MARGIN_S
     return environment().get_template("cloud-init/user_data.sh.j2").render(
         role=role,
         config_b64=base64.b64encode(config.encode()).decode(),
@@ -153,11 +165,11 @@ def _user_data(r: ResolvedStack, role: str, bundle_sha256: str) -> str:
 
 
 def render_files(
-    r: ResolvedStack, target: str = "emulator", modules: str | None = None, bundle_sha256: str = "0" * 64
+    r: ResolvedStack, target: str = EMULATOR, modules: str | None = None, bundle_sha256: str = "0" * 64
 ) -> dict[str, bytes]:
     """Relative path -> content of every file of the rendered root (without the bundle's bytes)."""
-    if target not in TARGETS:
-        raise ValueError(f"unknown render target {target!r}")
+    if target not in AWS_PROVIDERS:
+        raise ValueError(f"unknown render target {target!r} (renders for {', '.join(AWS_PROVIDERS)})")
     ctx = _context(r, target, modules or "MODULES")
     env = environment()
     files: dict[str, bytes] = {}
@@ -165,7 +177,7 @@ def render_files(
         text = env.get_template(f"aws/{name}.j2").render(**ctx)
         files[name] = format_hcl(text).encode()
     tfvars = {"region": r.spec.region, "force_destroy_artifacts": r.spec.artifacts.force_destroy}
-    if target == "emulator":
+    if AWS_PROVIDERS[target].emulated:
         # moto evaluates a bucket policy's deny but not its aws:SecureTransport condition, has
         # no instance refresh, and rounds a fractional spot/on-demand split down (launching
         # fewer instances than desired, so waiting for capacity never ends). The emulator's
@@ -184,7 +196,7 @@ def render_files(
     return files
 
 
-def render_emulator_override(endpoint: str, provider_major: int = 3) -> str:
+def render_emulator_override(endpoint: str, provider_major: int = AWS_PROVIDERS[EMULATOR].major) -> str:
     text = environment().get_template("aws/emulator_override.tf.j2").render(
         endpoint=endpoint, provider_major=provider_major
     )
@@ -215,7 +227,7 @@ def write_tree(out_dir: Path, files: dict[str, bytes]) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def render(r: ResolvedStack, out_dir: Path | None = None, target: str = "emulator") -> Path:
+def render(r: ResolvedStack, out_dir: Path | None = None, target: str = EMULATOR) -> Path:
     """Render the stack's Terraform root and runtime bundle into out_dir; return out_dir."""
     out = Path(out_dir) if out_dir else default_out_dir(r)
     modules = os.path.relpath(MODULES_DIR, out.resolve()).replace(os.sep, "/")
@@ -224,7 +236,7 @@ def render(r: ResolvedStack, out_dir: Path | None = None, target: str = "emulato
     files = render_files(r, target, modules, bundle_sha256=digest)
     files.update({f"bundle/{name}": data for name, data in bundle.items()})
     write_tree(out, files)
-    if target != "emulator":
+    if not AWS_PROVIDERS[target].emulated:
         # the emulator target writes this at plan time; a real cloud must never inherit it
         (out / EMULATOR_OVERRIDE).unlink(missing_ok=True)
     return out

@@ -1,7 +1,8 @@
 """The resolved runtime config each instance role reads (JSON), built from a resolved stack.
 
 This is the contract between infra and runtime: the runtime never reads the YAML spec.
-Instances get it inside user_data (base64); the local target passes it as a file.
+Instances get it inside user_data (base64). The local target runs no instance: it writes the
+fleet manager its own, narrower config (runtime.fleet.config.FleetConfig).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def runtime_config(r: ResolvedStack, role: str) -> dict:
             "region": s.region,
             "publish_interval_s": 60.0,
             "lifecycle_hook_suffix": "-drain",
-            "drain_timeout_s": float(sv.load_balancer.deregistration_delay_s + sv.drain_timeout_s),
+            "drain_timeout_s": float(r.serving_drain_s),
         }
         config["scaling"] = {
             "metric": scaling.metric if scaling else None,

@@ -51,6 +51,10 @@ class ResolvedStack:
     training_gpus_per_node: int | None = None
     training_capacity: ResolvedCapacity | None = None
     pools: list[ResolvedPool] = field(default_factory=list)
+    # Seconds a serving instance takes to go away once told to: the load balancer's
+    # deregistration window (the replica still answers, unready) and then the server's drain.
+    # The agent waits this long, the lifecycle hook and systemd's stop timeout add margins to it.
+    serving_drain_s: int | None = None
 
     @property
     def name(self) -> str:
@@ -79,6 +83,7 @@ def resolve(stack: Stack) -> ResolvedStack:
     pools: list[ResolvedPool] = []
     s = stack.serving
     if s is not None:
+        kwargs["serving_drain_s"] = s.load_balancer.deregistration_delay_s + s.drain_timeout_s
         specs = s.pools or []
         if not specs:
             pools.append(

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import urllib.request
 
-from prometheus_client.parser import text_string_to_metric_families
-
-from runtime.serve.metrics import INFLIGHT_METRIC
+from runtime.serve.metrics import parse_metrics
 
 
 def read_inflight(server_url: str, timeout_s: float = 1.0) -> float | None:
@@ -19,11 +17,7 @@ def read_inflight(server_url: str, timeout_s: float = 1.0) -> float | None:
             text = resp.read().decode()
     except OSError:
         return None
-    for family in text_string_to_metric_families(text):
-        if family.name == INFLIGHT_METRIC:
-            for sample in family.samples:
-                return float(sample.value)
-    return None
+    return parse_metrics(text)[0]
 
 
 def gpu_utilization() -> float | None:

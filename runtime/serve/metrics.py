@@ -3,15 +3,19 @@
 Each app owns its own `CollectorRegistry`, so several replicas (or tests) in one process do not
 collide. In-flight requests and queue depth are callback gauges read at scrape time: they cost
 nothing per request. The agent reads `gpufleet_serve_inflight_requests` to publish the scaling
-metric, so that name is a contract with runtime/agent.
+metric and the local fleet manager reads it and `gpufleet_serve_requests_total` to scale, so
+those names are a contract with runtime/agent and runtime/fleet: both read /metrics with
+`parse_metrics`, here beside the names.
 """
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.parser import text_string_to_metric_families
 
 INFLIGHT_METRIC = "gpufleet_serve_inflight_requests"
+REQUESTS_METRIC = "gpufleet_serve_requests"  # a counter: its samples are named ..._total, labelled by code
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -24,7 +28,7 @@ class ServeMetrics:
 
     def __init__(self, inflight=lambda: 0, queue_depth=lambda: 0):
         r = self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter("gpufleet_serve_requests", "Requests answered, by HTTP status code.", ["code"], registry=r)
+        self.requests = Counter(REQUESTS_METRIC, "Requests answered, by HTTP status code.", ["code"], registry=r)
         self.latency = Histogram("gpufleet_serve_request_latency_seconds", "Time from request start to response, /v1/predict.",
                                  buckets=_LATENCY_BUCKETS, registry=r)
         g = Gauge(INFLIGHT_METRIC, "Requests being handled by /v1/predict now.", registry=r)
@@ -55,3 +59,28 @@ class ServeMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def parse_metrics(text: str) -> tuple[float | None, float]:
+    """(in-flight gauge or None, requests answered so far summed over status codes) from a
+    replica's /metrics text.
+
+    Only the lines of those two families go to prometheus-client's parser: parsing the whole
+    text (histograms included) costs about 15 times more, and the fleet manager scrapes every
+    ready replica several times a second.
+    """
+    names = (INFLIGHT_METRIC, REQUESTS_METRIC)
+    kept = []
+    for line in text.splitlines():
+        # a sample line starts with its name; a comment line is "# HELP|TYPE name ..."
+        name = line.split(None, 3)[2] if line.startswith("# ") and line.count(" ") >= 2 else line
+        if name.startswith(names):
+            kept.append(line)
+    inflight, total = None, 0.0
+    for family in text_string_to_metric_families("\n".join(kept) + "\n"):
+        for sample in family.samples:
+            if sample.name == INFLIGHT_METRIC and inflight is None:
+                inflight = float(sample.value)
+            elif sample.name == REQUESTS_METRIC + "_total":
+                total += float(sample.value)
+    return inflight, total

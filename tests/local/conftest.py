@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from runtime.local import state as st
+from runtime.fleet import state as st
 from runtime.model import MLP, save_artifact
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,7 +53,7 @@ class LocalStack:
         return path
 
     def cli(self, *args, timeout=120) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "runtime.local", *map(str, args)], cwd=ROOT, env=self.env,
+        return subprocess.run([sys.executable, "-m", "infra.cli", *map(str, args)], cwd=ROOT, env=self.env,
                               capture_output=True, text=True, timeout=timeout)
 
     def up(self, spec, *extra) -> subprocess.CompletedProcess:

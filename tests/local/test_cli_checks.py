@@ -49,7 +49,7 @@ def test_bad_input_is_exit_2(local_stack, tmp_path):
 @needs_haproxy
 def test_training_step_absence_is_a_clear_error(local_stack, monkeypatch):
     from runtime.errors import OperationFailed
-    from runtime.local import stack
+    from infra.targets.local import stack
 
     monkeypatch.setattr(stack, "training_available", lambda: False)
     r = stack.load(str(local_stack.spec()))

@@ -15,8 +15,8 @@ import urllib.request
 
 import pytest
 
-from runtime.local import state as st
-from runtime.local.load import open_loop, run, summarize
+from infra.targets.local.load import open_loop, run, summarize
+from runtime.fleet import state as st
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed")]

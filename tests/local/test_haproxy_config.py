@@ -7,7 +7,8 @@ import subprocess
 
 import pytest
 
-from runtime.local.haproxy import HealthCheck, render_config, server_options
+from infra.targets.local.haproxy import render_config
+from runtime.fleet.haproxy import HealthCheck, server_options
 
 HEALTH = HealthCheck(path="/readyz", interval_s=7, timeout_s=3, healthy_threshold=3, unhealthy_threshold=4)
 

@@ -1,10 +1,10 @@
-"""The target-tracking rule (runtime.local.policy): every branch, no processes."""
+"""The target-tracking rule (runtime.fleet.policy): every branch, no processes."""
 
 from __future__ import annotations
 
 import pytest
 
-from runtime.local.policy import ScalingPolicy, decide, fleet_metric
+from runtime.fleet.policy import ScalingPolicy, decide, fleet_metric
 
 P = ScalingPolicy(metric="inflight_requests", target=2.0, min_replicas=1, max_replicas=4,
                   scale_out_cooldown_s=10, scale_in_cooldown_s=30, warmup_s=5)
@@ -68,7 +68,7 @@ def test_fleet_metric_leaves_warming_replicas_out():
 
 
 def test_metrics_the_local_autoscaler_reads():
-    from runtime.local.fleet import SUPPORTED_METRICS, parse_metrics
+    from runtime.fleet.scrape import SUPPORTED_METRICS, parse_metrics
     from runtime.serve.metrics import ServeMetrics
 
     m = ServeMetrics(inflight=lambda: 3)

@@ -12,7 +12,7 @@ import pytest
 
 from infra import emulator
 from runtime.process import pid_alive
-from infra.targets import RUN_RECORD, STATE_FILE, StaleState, check_state
+from infra.targets.emulator import RUN_RECORD, STATE_FILE, StaleState, check_state
 
 ROOT = Path(__file__).resolve().parents[2]
 

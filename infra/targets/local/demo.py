@@ -1,6 +1,6 @@
 """`gpufleet demo SPEC`: a load ramp that makes an `up` fleet scale out and back in.
 
-The ramp is open-loop (runtime.local.load): low, up to a peak that needs about 70% of
+The ramp is open-loop (load.py): low, up to a peak that needs about 70% of
 `local.replicas.max` replicas at the autoscaling target, hold, back down, and low again until
 the fleet is back at min (or a timeout). The peak is derived from a short probe of the
 fleet's latency: a replica at the `inflight_requests` target serves about target / latency
@@ -18,9 +18,12 @@ import sys
 import time
 from pathlib import Path
 
+from infra.targets.local.load import closed_loop, open_loop, percentile, run, summarize
+from infra.targets.local.processes import manager_alive
+from infra.targets.local.stack import load, stack_dir
 from runtime.errors import OperationFailed
-from runtime.local import state as st
-from runtime.local.load import closed_loop, open_loop, percentile, run, summarize
+from runtime.fleet import state as st
+from runtime.store import write_json
 
 MAX_RPS = 400.0  # the generator shares 2 cores with the fleet
 
@@ -99,10 +102,8 @@ def plot(path: Path, points: list[dict], decisions: list[dict], title: str) -> N
 
 
 def run_demo(spec_path: str, peak_rps: float | None = None, duration_s: float | None = None, out: str | None = None) -> int:
-    from runtime.local.stack import load, manager_alive
-
     r = load(spec_path)
-    directory = st.stack_dir(r.name)
+    directory = stack_dir(r.name)
     if not manager_alive(directory):
         raise OperationFailed(f"stack {r.name} is not up: run `gpufleet up {spec_path} --target local` first")
     fleet = st.read_json(directory / st.FLEET_STATE)
@@ -154,7 +155,7 @@ def run_demo(spec_path: str, peak_rps: float | None = None, duration_s: float | 
                                  f"({r.spec.serving.load_balancer.algorithm}, {a.metric if a else 'no'} autoscaling)")
     doc = {"stack": r.name, "peak_rps": peak_rps, "low_rps": low, "summary": summary, "series": points,
            "decisions": decisions}
-    (out_dir / "demo.json").write_text(json.dumps(doc, indent=1))
+    write_json(out_dir / "demo.json", doc, indent=1)
     reps = [n for _, n in samples]
     print(f"demo report for stack {r.name} ({end:.0f} s of open-loop load)")
     print(f"  requests {summary['requests']}, failed {summary['failed']} ({summary['failed_pct']:.2f}%), "

@@ -1,4 +1,5 @@
-"""The fleet manager: the background process `up` starts for a local stack.
+"""The fleet manager: the background process the local target's `up` starts
+(`python -m runtime.fleet DIR`), reading `DIR/fleet-config.json` (runtime.fleet.config).
 
 It owns HAProxy and the serving replicas (`python -m runtime.serve`), all its children, and
 runs one loop every `tick_s`:
@@ -11,8 +12,9 @@ runs one loop every `tick_s`:
 3. a draining replica (set to `drain` in HAProxy, so it gets no new requests) is sent SIGTERM
    once HAProxy holds no connection to it: scale-in only ever stops a replica that has
    drained, so it fails no request;
-4. ready replicas' `/metrics` are scraped; every `eval_interval_s` the autoscaler applies
-   `runtime.local.policy.decide` to the fleet average and starts or drains replicas;
+4. ready replicas' metric is sampled (runtime.fleet.scrape); every `eval_interval_s` the
+   autoscaler applies `runtime.fleet.policy.decide` to the fleet average and starts or drains
+   replicas;
 5. `fleet.json` is rewritten for `status`, and decisions go to `decisions.jsonl`.
 
 SIGTERM stops the fleet: every replica is drained, then HAProxy stops, then the manager exits.
@@ -21,30 +23,23 @@ SIGTERM stops the fleet: every replica is drained, then HAProxy stops, then the 
 from __future__ import annotations
 
 import collections
-import http.client
+import dataclasses
 import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runtime.local import state as st
-from runtime.local.haproxy import HAPROXY_BIN, HealthCheck, RuntimeAPI
-from runtime.local.policy import ScalingPolicy, decide, fleet_metric
+from runtime.fleet import state as st
+from runtime.fleet.config import FleetConfig
+from runtime.fleet.haproxy import HAPROXY_BIN, RuntimeAPI
+from runtime.fleet.policy import ScalingPolicy, decide, fleet_metric
+from runtime.fleet.scrape import http_get, sample
+from runtime.store import write_json
 
-INFLIGHT_METRIC = "gpufleet_serve_inflight_requests"
-REQUESTS_METRIC = "gpufleet_serve_requests_total"
-# Metrics the local autoscaler can read, and how (see `scrape`).
-SUPPORTED_METRICS = {
-    "inflight_requests": "gpufleet_serve_inflight_requests from each replica's /metrics",
-    "requests_per_target": "requests per minute per replica, the rate of gpufleet_serve_requests_total",
-    "cpu_utilization": "the replica process's CPU time as a percent of one core, from /proc",
-}
 START_TIMEOUT_S = 90.0
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -72,39 +67,16 @@ class Replica:
         return sum(vals) / len(vals) if vals else None
 
 
-def parse_metrics(text: str) -> tuple[float | None, float]:
-    """(in-flight gauge or None, requests answered so far summed over status codes) from /metrics."""
-    inflight, total = None, 0.0
-    for line in text.splitlines():
-        if line.startswith(INFLIGHT_METRIC + " "):
-            inflight = float(line.split()[1])
-        elif line.startswith(REQUESTS_METRIC + "{"):
-            total += float(line.rsplit(" ", 1)[1])
-    return inflight, total
-
-
-def _http_get(port: int, path: str, timeout: float = 0.5) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    finally:
-        conn.close()
-
-
 class FleetManager:
-    def __init__(self, cfg: dict, directory: Path):
+    def __init__(self, cfg: FleetConfig, directory: Path):
         self.cfg = cfg
         self.dir = directory
-        self.health = HealthCheck(**cfg["health"])
-        self.api = RuntimeAPI(directory / "haproxy.sock")
-        a = cfg.get("autoscaling")
+        self.health = cfg.health
+        self.api = RuntimeAPI(directory / st.HAPROXY_SOCKET)
+        a = cfg.autoscaling
         self.policy = None if a is None else ScalingPolicy(
-            metric=a["metric"], target=float(a["target"]), min_replicas=cfg["min"], max_replicas=cfg["max"],
-            scale_out_cooldown_s=a["scale_out_cooldown_s"], scale_in_cooldown_s=a["scale_in_cooldown_s"],
-            warmup_s=a["warmup_s"])
-        self.desired = cfg["min"]
+            **{**dataclasses.asdict(a), "target": float(a.target)}, min_replicas=cfg.min, max_replicas=cfg.max)
+        self.desired = cfg.min
         self.replicas: list[Replica] = []
         self.pending_delete: set[str] = set()
         self.counter = 0
@@ -139,25 +111,25 @@ class FleetManager:
                          "weight": r.weight, "state": r.state, "test_delay_ms": r.delay_ms,
                          "started_at": r.started_at, "ready_at": r.ready_at, "reason": r.reason,
                          "warming": bool(self.policy and r.ready_at and now - r.ready_at < self.policy.warmup_s),
-                         "metric": r.value(now, self.cfg["metric_window_s"]),
+                         "metric": r.value(now, self.cfg.metric_window_s),
                          "lb": lb or {"status": "not registered"}})
-        doc = {"stack": self.cfg["stack"], "phase": self.phase, "updated_at": now,
-               "url": f"http://127.0.0.1:{self.cfg['port']}", "manager": st.record(os.getpid()),
-               "haproxy": {**self.haproxy_rec, "socket": str(self.dir / "haproxy.sock"),
-                           "algorithm": self.cfg["algorithm"]},
-               "desired": self.desired, "min": self.cfg["min"], "max": self.cfg["max"],
-               "autoscaling": self.cfg.get("autoscaling"),
+        a = self.cfg.autoscaling
+        doc = {"stack": self.cfg.stack, "phase": self.phase, "updated_at": now,
+               "url": f"http://127.0.0.1:{self.cfg.port}", "manager": st.record(os.getpid()),
+               "haproxy": {**self.haproxy_rec, "socket": str(self.dir / st.HAPROXY_SOCKET),
+                           "algorithm": self.cfg.algorithm},
+               "desired": self.desired, "min": self.cfg.min, "max": self.cfg.max,
+               "autoscaling": None if a is None else dataclasses.asdict(a),
                "metric": None if self.policy is None else {"name": self.policy.metric, "value": self.metric_value,
                                                            "target": self.policy.target},
                "last_decision": self.last_decision, "replicas": reps}
-        st.write_json(self.dir / st.FLEET_STATE, doc)
+        write_json(self.dir / st.FLEET_STATE, doc, indent=1)
 
     # -- HAProxy ---------------------------------------------------------------------------
     def start_haproxy(self) -> None:
-        sock = self.dir / "haproxy.sock"
-        sock.unlink(missing_ok=True)
+        (self.dir / st.HAPROXY_SOCKET).unlink(missing_ok=True)
         log = open(self.dir / "haproxy.log", "ab")
-        self.haproxy = subprocess.Popen([HAPROXY_BIN, "-f", str(self.dir / "haproxy.cfg"), "-db"],
+        self.haproxy = subprocess.Popen([HAPROXY_BIN, "-f", str(self.dir / st.HAPROXY_CONFIG), "-db"],
                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         self.haproxy_rec = st.record(self.haproxy.pid)
         end = time.time() + 10
@@ -174,38 +146,36 @@ class FleetManager:
     # -- replicas --------------------------------------------------------------------------
     def _free_port(self) -> int:
         used = {r.port for r in self.replicas}
-        lo, hi = self.cfg["replica_ports"]
+        lo, hi = self.cfg.replica_ports
         for port in range(lo, hi + 1):
             if port not in used and st.port_free(port):
                 return port
         raise RuntimeError(f"no free replica port in {lo}-{hi}")
 
     def _pool(self) -> tuple[str, int]:
-        pools = self.cfg["pools"]
         live = collections.Counter(r.pool for r in self.replicas if r.state in ("starting", "ready"))
-        p = min(pools, key=lambda p: live[p["name"]])
-        weight = p["weight"] if self.cfg["algorithm"] == "weighted_round_robin" else 1
-        return p["name"], weight
+        p = min(self.cfg.pools, key=lambda p: live[p.name])
+        return p.name, p.weight if self.cfg.algorithm == "weighted_round_robin" else 1
 
     def spawn(self, reason: str, crossed_at: float | None = None) -> Replica:
         self.counter += 1
         name = f"r{self.counter}"
         port = self._free_port()
         pool, weight = self._pool()
-        delays = self.cfg.get("test_delay_ms") or [0]
+        delays = self.cfg.test_delay_ms or (0.0,)
         delay = float(delays[(self.counter - 1) % len(delays)])
-        s = self.cfg["serve"]
-        cmd = [self.cfg.get("python") or sys.executable, "-m", "runtime.serve", "--model", self.cfg["model"],
+        s = self.cfg.serve
+        cmd = [self.cfg.python, "-m", "runtime.serve", "--model", self.cfg.model,
                "--port", str(port), "--pid-file", str(self.dir / "replicas" / f"{name}.pid"),
-               "--max-batch-size", str(s["max_batch_size"]), "--max-delay-ms", str(s["max_delay_ms"]),
-               "--drain-timeout-s", str(s["drain_timeout_s"]),
-               "--deregistration-window-s", str(s["deregistration_window_s"])]
+               "--max-batch-size", str(s.max_batch_size), "--max-delay-ms", str(s.max_delay_ms),
+               "--drain-timeout-s", str(s.drain_timeout_s),
+               "--deregistration-window-s", str(s.deregistration_window_s)]
         if delay:
             cmd += ["--test-delay-ms", str(delay)]
         env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         log = open(self.dir / "replicas" / f"{name}.log", "ab")
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
-                                cwd=self.cfg.get("project_root") or None)
+                                cwd=self.cfg.project_root or None)
         log.close()
         r = Replica(name, pool, weight, port, delay, proc, time.time(), reason=reason, crossed_at=crossed_at)
         r.rec = st.record(proc.pid)
@@ -214,7 +184,7 @@ class FleetManager:
 
     def _check_starting(self, r: Replica, now: float) -> None:
         try:
-            code, _ = _http_get(r.port, "/readyz", timeout=0.3)
+            code, _ = http_get(r.port, "/readyz", timeout=0.3)
         except OSError:
             code = 0
         if code == 200:
@@ -248,7 +218,7 @@ class FleetManager:
         lb = self.lb_view.get(r.name, {})
         idle = lb.get("sessions", 0) == 0 and lb.get("queued", 0) == 0
         # HAProxy's counters lag by a request or two: wait a moment after setting drain.
-        if (idle and now - r.drain_at > 0.5) or now - r.drain_at > self.cfg["serve"]["drain_timeout_s"]:
+        if (idle and now - r.drain_at > 0.5) or now - r.drain_at > self.cfg.serve.drain_timeout_s:
             r.proc.terminate()
             r.state, r.signalled = "stopping", True
 
@@ -285,37 +255,14 @@ class FleetManager:
     # -- metrics and scaling ---------------------------------------------------------------
     def scrape(self, r: Replica, now: float) -> None:
         metric = self.policy.metric if self.policy else "inflight_requests"
-        if metric == "cpu_utilization":
-            t = st.start_time(r.proc.pid)
-            try:
-                with open(f"/proc/{r.proc.pid}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-                ticks = int(fields[11]) + int(fields[12])
-            except (OSError, IndexError):
-                return
-            if t is not None and r.prev is not None:
-                dt = now - r.prev[0]
-                r.samples.append((now, 100.0 * (ticks - r.prev[1]) / CLK_TCK / max(dt, 1e-6)))
-            r.prev = (now, ticks)
-            return
-        try:
-            code, body = _http_get(r.port, "/metrics")
-        except OSError:
-            return
-        if code != 200:
-            return
-        inflight, total = parse_metrics(body.decode(errors="replace"))
-        if metric == "inflight_requests" and inflight is not None:
-            r.samples.append((now, inflight))
-        elif metric == "requests_per_target":
-            if r.prev is not None:
-                r.samples.append((now, 60.0 * max(0.0, total - r.prev[1]) / max(now - r.prev[0], 1e-6)))
-            r.prev = (now, total)
+        value, r.prev = sample(metric, r.proc.pid, r.port, r.prev, now)
+        if value is not None:
+            r.samples.append((now, value))
 
     def autoscale(self, now: float) -> None:
         live = self.live()
         current = len(live)
-        window = self.cfg["metric_window_s"]
+        window = self.cfg.metric_window_s
         samples = [(r.ready_at, v) for r in live if r.state == "ready" for v in [r.value(now, window)] if v is not None]
         metric, warming = fleet_metric(samples, now, self.policy.warmup_s)
         self.metric_value = metric
@@ -375,7 +322,7 @@ class FleetManager:
                 self.scrape(r, now)
         if self.stopping:
             return
-        if self.policy is not None and self.phase == "up" and now - self.last_eval >= self.cfg["eval_interval_s"]:
+        if self.policy is not None and self.phase == "up" and now - self.last_eval >= self.cfg.eval_interval_s:
             self.last_eval = now
             self.autoscale(now)
         elif self.policy is None:
@@ -383,9 +330,9 @@ class FleetManager:
                                   "metric": None, "reason": "no autoscaling section in the spec: fixed at local.replicas.min"}
         for _ in range(self.desired - len(self.live()) if now >= self.hold_spawn_until else 0):
             self.spawn("replace" if self.phase == "up" else "min")
-        if self.phase == "starting" and sum(r.state == "ready" for r in self.replicas) >= self.cfg["min"]:
+        if self.phase == "starting" and sum(r.state == "ready" for r in self.replicas) >= self.cfg.min:
             self.phase = "up"
-            self.log_decision({"event": "up", "reason": f"{self.cfg['min']} replica(s) ready behind haproxy"})
+            self.log_decision({"event": "up", "reason": f"{self.cfg.min} replica(s) ready behind haproxy"})
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
@@ -397,7 +344,7 @@ class FleetManager:
                 t0 = time.time()
                 self.tick()
                 self.write_state()
-                time.sleep(max(0.0, self.cfg["tick_s"] - (time.time() - t0)))
+                time.sleep(max(0.0, self.cfg.tick_s - (time.time() - t0)))
         finally:
             self.shutdown()
         return 0
@@ -410,7 +357,7 @@ class FleetManager:
         for r in self.replicas:
             if r.state in ("starting", "ready"):
                 self.drain(r, now)
-        end = now + self.cfg["serve"]["drain_timeout_s"] + 5
+        end = now + self.cfg.shutdown_s
         while self.replicas and time.time() < end:
             self.tick()
             for r in self.replicas:
@@ -436,5 +383,5 @@ class FleetManager:
 
 def main(directory: str) -> int:
     d = Path(directory)
-    cfg = json.loads((d / st.FLEET_CONFIG).read_text())
+    cfg = FleetConfig.from_dict(json.loads((d / st.FLEET_CONFIG).read_text()))
     return FleetManager(cfg, d).run()

@@ -1,7 +1,7 @@
-"""Where an `up` stack keeps its state, and the process bookkeeping `up`, `down` and `status` share.
+"""A local stack's state directory, and the process bookkeeping the manager and the target share.
 
-build/<name>/local/ (under infra.BUILD_DIR, which GPUFLEET_BUILD_DIR moves):
-    fleet-config.json   what the fleet manager runs: written by `up`, read by the manager
+The local target chooses the directory (build/<name>/local/) and passes it to the manager:
+    fleet-config.json   what the fleet manager runs (runtime.fleet.config): written by `up`
     manager.pid         the fleet manager's process record (pid and start time)
     fleet.json          the manager's view, rewritten every tick: replicas, HAProxy, last decision
     decisions.jsonl     every scaling decision and replacement, one JSON object per line
@@ -25,14 +25,8 @@ FLEET_CONFIG = "fleet-config.json"
 FLEET_STATE = "fleet.json"
 MANAGER_PID = "manager.pid"
 DECISIONS = "decisions.jsonl"
-
-
-def stack_dir(name: str) -> Path:
-    import infra
-
-    # infra.BUILD_DIR is read at import; honour a GPUFLEET_BUILD_DIR set later (tests) too.
-    base = Path(os.environ.get("GPUFLEET_BUILD_DIR") or infra.BUILD_DIR)
-    return base / name / "local"
+HAPROXY_CONFIG = "haproxy.cfg"
+HAPROXY_SOCKET = "haproxy.sock"
 
 
 def start_time(pid: int) -> int | None:
@@ -96,12 +90,6 @@ def read_json(path: Path) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-
-
-def write_json(path: Path, doc) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1))
-    tmp.replace(path)
 
 
 def read_decisions(directory: Path) -> list[dict]:

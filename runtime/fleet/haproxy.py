@@ -1,10 +1,10 @@
-"""HAProxy for the local target: its config (templates/haproxy.cfg.j2) and its runtime API.
+"""HAProxy as the fleet manager drives it: its binary, the per-server options and its runtime API.
 
-The config holds no servers. The fleet manager adds each replica once its `/readyz` answers,
-with the spec's health check (`/readyz`, interval, rise/fall thresholds) and, for
-weighted_round_robin, its pool's weight; a replica leaves by `drain` (no new requests),
-then `maint` and `del server` once its process has exited. None of this reloads HAProxy,
-so no connection is dropped.
+The config (rendered by the local target from templates/haproxy.cfg.j2) holds no servers. The
+fleet manager adds each replica once its `/readyz` answers, with the spec's health check
+(`/readyz`, interval, rise/fall thresholds) and, for weighted_round_robin, its pool's weight; a
+replica leaves by `drain` (no new requests), then `maint` and `del server` once its process has
+exited. None of this reloads HAProxy, so no connection is dropped.
 
 `observe layer4 error-limit 1 on-error mark-down` takes a replica out at its first refused
 connection, before the health check (at least 5 s apart in the spec) would notice; requests
@@ -17,22 +17,14 @@ import csv
 import io
 import socket
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.errors import OperationFailed
+from runtime.fleet.config import HealthCheck
 
 BACKEND = "replicas"
 HAPROXY_BIN = "haproxy"
-
-
-@dataclass(frozen=True)
-class HealthCheck:
-    path: str = "/readyz"
-    interval_s: float = 10
-    timeout_s: float = 5
-    healthy_threshold: int = 2
-    unhealthy_threshold: int = 2
+NOT_INSTALLED = "haproxy is not installed: run `make setup` or `apt-get install -y haproxy`"
 
 
 def server_options(health: HealthCheck, weight: int) -> str:
@@ -40,31 +32,12 @@ def server_options(health: HealthCheck, weight: int) -> str:
             f"fall {health.unhealthy_threshold} weight {weight} observe layer4 error-limit 1 on-error mark-down")
 
 
-def render_config(*, stack: str, port: int, socket_path: str, algorithm: str, health: HealthCheck,
-                  server_timeout_s: float = 30.0, host: str = "127.0.0.1") -> str:
-    """The HAProxy config text for one stack (jinja2 over templates/haproxy.cfg.j2)."""
-    import jinja2
-
-    from infra import TEMPLATES_DIR
-    from infra.spec.resolve import HAPROXY_ALGORITHMS
-
-    if host != "127.0.0.1":
-        raise ValueError("the local target listens on 127.0.0.1 only")
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)), undefined=jinja2.StrictUndefined,
-                             keep_trailing_newline=True)
-    return env.get_template("haproxy.cfg.j2").render(
-        stack=stack, port=port, host=host, socket=socket_path, algorithm=algorithm,
-        balance=HAPROXY_ALGORITHMS[algorithm], health=health, connect_timeout_ms=500,
-        server_timeout_s=int(server_timeout_s), server_options=server_options(health, 1).replace("weight 1", "weight W"),
-    )
-
-
 def check_config(path: Path) -> None:
     """`haproxy -c`: raise OperationFailed with HAProxy's message if the config is refused."""
     try:
         out = subprocess.run([HAPROXY_BIN, "-c", "-q", "-f", str(path)], capture_output=True, text=True, timeout=30)
     except FileNotFoundError:
-        raise OperationFailed("haproxy is not installed: run `make setup` or `apt-get install -y haproxy`") from None
+        raise OperationFailed(NOT_INSTALLED) from None
     if out.returncode != 0:
         raise OperationFailed(f"haproxy refused {path}: {(out.stderr or out.stdout).strip()}")
 

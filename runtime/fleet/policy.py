@@ -22,19 +22,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from runtime.fleet.config import Autoscaling
+
 # ceil(2 x 1.0 / 1.0) must be 2, not 3 from floating-point noise.
 _EPS = 1e-9
 
 
-@dataclass(frozen=True)
-class ScalingPolicy:
-    metric: str
-    target: float
+@dataclass(frozen=True, kw_only=True)
+class ScalingPolicy(Autoscaling):
+    """The spec's autoscaling settings and the fleet's bounds."""
+
     min_replicas: int
     max_replicas: int
-    scale_out_cooldown_s: float = 60.0
-    scale_in_cooldown_s: float = 300.0
-    warmup_s: float = 120.0
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,0 @@
-import sys
-
-from runtime.local.cli import main
-
-sys.exit(main())

@@ -33,7 +33,8 @@ def register(subparsers):
     p.add_argument("--split-points", help='range: ascending split points "10,20,30"; composite components joined by "|"')
     p.add_argument("--mapping", help='key: JSON file {"mapping": {"us": 0, "eu": 1}, "default": 2}; '
                    'unmapped keys go to "default" (if absent: the last partition); composite keys joined by "|"')
-    p.add_argument("--endpoint", help="S3 endpoint URL (default: $AWS_ENDPOINT_URL)")
+    p.add_argument("--endpoint", help="S3 endpoint URL (default: $GPUFLEET_S3_ENDPOINT, $AWS_ENDPOINT_URL_S3, "
+                   "$AWS_ENDPOINT_URL, else AWS)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=cmd_partition)
 

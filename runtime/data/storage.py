@@ -19,9 +19,8 @@ the dataset is staged in a local temporary directory (so it needs local disk for
 then each file is uploaded and the manifest goes last; a failure while uploading deletes what
 had arrived, and readers never see a prefix without its manifest as a dataset.
 
-S3 locations are `s3://bucket/prefix`. The endpoint is taken from the `endpoint` argument,
-else `GPUFLEET_S3_ENDPOINT`, `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` (so an emulator on
-127.0.0.1 works); credentials and region come from the usual AWS variables.
+S3 locations are `s3://bucket/prefix`. Locations, the endpoint (the `endpoint` argument, else
+the variables named in runtime.store), the region and the clients all come from runtime.store.
 """
 
 from __future__ import annotations
@@ -32,7 +31,6 @@ import os
 import posixpath
 import tempfile
 import time
-import urllib.parse
 import uuid
 
 import numpy as np
@@ -42,6 +40,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import xxhash
 
+from runtime import store
 from runtime.data import partitioners as P
 from runtime.data.writer import PartitionWriter, batch_rows_for
 from runtime.errors import BadInput
@@ -51,24 +50,6 @@ PARTITION_FIELD = "partition"
 FORMAT_VERSION = 1
 ROWS_PER_GROUP = 1 << 17  # bounds what a sampler reads for one block (see sharding)
 _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, pa.ArrowException, OSError)
-
-
-def resolve(uri, endpoint=None):
-    """(filesystem, path) for a local path or `s3://bucket/prefix`."""
-    if uri.startswith("s3://"):
-        endpoint = endpoint or os.environ.get("GPUFLEET_S3_ENDPOINT") or \
-            os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-        kw = {"region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"}
-        if endpoint:
-            u = urllib.parse.urlparse(endpoint if "://" in endpoint else "http://" + endpoint)
-            kw.update(endpoint_override=u.netloc, scheme=u.scheme or "http")
-        if os.environ.get("AWS_ACCESS_KEY_ID"):
-            kw.update(access_key=os.environ["AWS_ACCESS_KEY_ID"], secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY", ""))
-        path = uri[len("s3://"):].rstrip("/")
-        if not path:
-            raise BadInput(f"{uri}: an S3 location needs a bucket (s3://bucket/prefix)")
-        return pafs.S3FileSystem(**kw), path
-    return pafs.LocalFileSystem(), os.path.abspath(uri)
 
 
 def _is_s3(fs):
@@ -87,7 +68,7 @@ def open_input(uri, endpoint=None):
 
     Truncated or corrupt Parquet files are found here, before anything is written, and named.
     """
-    fs, path = resolve(uri, endpoint)
+    fs, path = store.arrow_filesystem(uri, endpoint)
     info = _info(fs, path, uri)
     if info.type == pafs.FileType.NotFound:
         raise BadInput(f"INPUT: {uri} does not exist")
@@ -199,7 +180,7 @@ def write_partitioned(source, out, strategy, key, num_partitions=None, split_poi
             raise BadInput(f"INPUT: cannot read {source} ({e})") from None
 
     part = build_partitioner(strategy, key, schema, num_partitions, split_points, mapping_file, key_table)
-    fs, path = resolve(out, endpoint)
+    fs, path = store.arrow_filesystem(out, endpoint)
     info = _info(fs, path, out)
     if info.type == pafs.FileType.File or (info.type == pafs.FileType.Directory and
                                            fs.get_file_info(pafs.FileSelector(path, recursive=False))):
@@ -251,7 +232,7 @@ def write_partitioned(source, out, strategy, key, num_partitions=None, split_poi
         writer.close()
         manifest = _manifest(stage_fs, tmp, part, schema, source)
         if s3:
-            _upload(tmp, out, path, manifest, endpoint)
+            _upload(tmp, out, manifest, endpoint)
         else:
             _publish_local(tmp, path, manifest)
     finally:
@@ -327,51 +308,36 @@ def checksum(fs, path, chunk=8 << 20):
 
 
 def _publish_local(tmp, path, manifest):
-    with open(os.path.join(tmp, MANIFEST), "w") as fh:
-        json.dump(manifest, fh, indent=1)
+    store.write_json(os.path.join(tmp, MANIFEST), manifest, indent=1)
     if os.path.isdir(path):
         os.rmdir(path)  # checked empty above
     os.rename(tmp, path)
 
 
-def s3_client(endpoint=None):
-    """A boto3 S3 client for the same endpoint `resolve` uses."""
-    import boto3
+def _upload(tmp, uri, manifest, endpoint):
+    """Upload the staged files under S3 location `uri`, the manifest last; on failure delete them.
 
-    endpoint = endpoint or os.environ.get("GPUFLEET_S3_ENDPOINT") or \
-        os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    return boto3.client("s3", endpoint_url=endpoint, region_name=region)
-
-
-def _upload(tmp, uri, path, manifest, endpoint):
-    """Upload the staged files under s3 `path`, the manifest last; on failure delete them.
-
-    Uploads go through boto3's transfer manager rather than pyarrow's S3 output stream: the
-    latter always uses multipart uploads, whose completion moto 5.2.1 answers with a response
-    pyarrow rejects (getmoto/moto#10055), and boto3 is a dependency anyway.
+    Uploads go through boto3's transfer manager (runtime.store.put_file) rather than pyarrow's
+    S3 output stream: the latter always uses multipart uploads, whose completion moto 5.2.1
+    answers with a response pyarrow rejects (getmoto/moto#10055), and boto3 is a dependency anyway.
     """
-    import botocore.exceptions
-
-    bucket, _, prefix = path.partition("/")
-    client = s3_client(endpoint)
+    root = store.parse(uri)
     done = []
     try:
         for p in manifest["partitions"]:
             for f in p["files"]:
-                k = posixpath.join(prefix, f["path"])
-                client.upload_file(os.path.join(tmp, f["path"]), bucket, k)
-                done.append(k)
-        client.put_object(Bucket=bucket, Key=posixpath.join(prefix, MANIFEST),
-                          Body=json.dumps(manifest, indent=1).encode())
+                dest = root.join(f["path"])
+                store.put_file(os.path.join(tmp, f["path"]), dest, endpoint)
+                done.append(dest)
+        store.put_bytes(root.join(MANIFEST), json.dumps(manifest, indent=1).encode(), endpoint)
     except BaseException as e:
-        for k in done:
+        for loc in done:
             try:
-                client.delete_object(Bucket=bucket, Key=k)
-            except botocore.exceptions.BotoCoreError:
+                store.delete(loc, endpoint)
+            except OSError:
                 pass
-        if isinstance(e, (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)):
-            raise BadInput(f"OUT: cannot write to {uri} ({e})") from None
+        if isinstance(e, store.StoreError):
+            raise BadInput(f"OUT: cannot write to {uri} ({e.detail or e})") from None
         raise
 
 
@@ -387,7 +353,7 @@ def _remove(fs, path, is_dir=True):
 
 def load_manifest(uri, endpoint=None):
     """The manifest of the dataset at `uri` (BadInput when there is none)."""
-    fs, path = resolve(uri, endpoint)
+    fs, path = store.arrow_filesystem(uri, endpoint)
     mpath = posixpath.join(path, MANIFEST)
     try:
         with fs.open_input_stream(mpath) as fh:
@@ -408,7 +374,7 @@ class Dataset:
 
     def __init__(self, uri, endpoint=None, manifest=None):
         self.uri = uri
-        self.fs, self.path = resolve(uri, endpoint)
+        self.fs, self.path = store.arrow_filesystem(uri, endpoint)
         self.manifest = manifest if manifest is not None else load_manifest(uri, endpoint)
         self.schema = manifest_schema(self.manifest)
         self.partitioner = P.from_manifest(self.manifest, self.schema)

@@ -9,8 +9,9 @@ Layout (format version 1)::
 
 `weights_only=True` is the contract that makes loading an artifact from a bucket safe: the file
 can only hold tensors, never code. An artifact can live on local disk or under an S3 prefix
-(`s3://bucket/prefix`); S3 access goes through boto3 and honours `AWS_ENDPOINT_URL`, so the
-emulator works the same way as AWS.
+(`s3://bucket/prefix`); it is read through runtime.store, so the S3 endpoint follows that
+module's rule (`GPUFLEET_S3_ENDPOINT`, `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`, else AWS) and
+the emulator works the same way as AWS.
 
 Anything wrong with an artifact (missing, unreadable, inconsistent) is the user's input and
 raises `BadInput` naming the artifact and what is wrong, so a server fails at startup with a
@@ -28,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from runtime import store
 from runtime.errors import BadInput
 from runtime.model.modules import KINDS, build_module
 
@@ -97,7 +99,7 @@ def save_artifact(directory, kind: str, module: torch.nn.Module, meta: dict) -> 
 def load_artifact(location) -> Predictor:
     """Load the artifact at a local directory or `s3://bucket/prefix`; raise BadInput if unusable."""
     where = str(location)
-    meta_bytes, weight_bytes = _read_s3(where) if where.startswith("s3://") else _read_local(where)
+    meta_bytes, weight_bytes = _read(where)
     try:
         meta = json.loads(meta_bytes)
     except (ValueError, UnicodeDecodeError) as e:
@@ -124,38 +126,25 @@ def load_artifact(location) -> Predictor:
     return Predictor(module, meta)
 
 
-def _read_local(where: str) -> tuple[bytes, bytes]:
-    path = Path(where)
-    if not path.is_dir():
+def _read(where: str) -> tuple[bytes, bytes]:
+    """model.json and weights.pt of the artifact at `where` (local or S3), or BadInput."""
+    try:
+        root = store.parse(where)
+    except BadInput as e:
+        raise BadInput(f"model {e}") from None
+    if not root.is_s3 and not os.path.isdir(root.key):
         raise BadInput(f"model {where}: no such artifact directory (expected a directory with {META_FILE} and {WEIGHTS_FILE})")
     out = []
     for name in (META_FILE, WEIGHTS_FILE):
+        loc = root.join(name)
         try:
-            out.append((path / name).read_bytes())
+            out.append(store.get_bytes(loc))
+        except store.StoreError as e:
+            if e.code is None:
+                raise BadInput(f"model {where}: cannot reach S3 for {loc} ({e.detail})") from None
+            raise BadInput(f"model {where}: cannot read {loc} ({e.code})") from None
         except OSError as e:
             raise BadInput(f"model {where}: cannot read {name} ({e.strerror})") from None
-    return out[0], out[1]
-
-
-def _read_s3(where: str) -> tuple[bytes, bytes]:
-    import boto3
-    import botocore.exceptions
-
-    bucket, _, prefix = where[len("s3://"):].partition("/")
-    if not bucket:
-        raise BadInput(f"model {where}: an S3 location needs a bucket (s3://bucket/prefix)")
-    prefix = prefix.strip("/")
-    client = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
-    out = []
-    for name in (META_FILE, WEIGHTS_FILE):
-        key = f"{prefix}/{name}" if prefix else name
-        try:
-            out.append(client.get_object(Bucket=bucket, Key=key)["Body"].read())
-        except botocore.exceptions.ClientError as e:
-            code = e.response.get("Error", {}).get("Code", "error")
-            raise BadInput(f"model {where}: cannot read s3://{bucket}/{key} ({code})") from None
-        except botocore.exceptions.BotoCoreError as e:
-            raise BadInput(f"model {where}: cannot reach S3 for s3://{bucket}/{key} ({e})") from None
     return out[0], out[1]
 
 

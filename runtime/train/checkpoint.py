@@ -19,6 +19,8 @@ of the checkpoint interval; the training loop only waits, at `fence()` before it
 step, for a copy that has not finished. A new save waits for the previous one.
 Checksums are xxh3-64 (a 200 MB state hashes in ~30 ms; sha256 would take ~10x longer).
 A checkpoint taken with W ranks resumes on any W': nothing in it depends on the world size.
+Storage goes through runtime.store, whose endpoint rule (the `endpoint` argument, else
+`GPUFLEET_S3_ENDPOINT`, `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`) every S3 user shares.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import sys
 import threading
 import time
@@ -34,86 +35,14 @@ import time
 import torch
 import xxhash
 
+from runtime import store
+
 COMMIT = "COMMIT"
 STATE = "state.pt"
 
 
 def _name(step):
     return f"step-{int(step):09d}"
-
-
-class _Local:
-    def __init__(self, root):
-        self.root = root
-
-    def put(self, key, data: bytes):
-        path = os.path.join(self.root, key)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = path + ".tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-
-    def get(self, key) -> bytes:
-        with open(os.path.join(self.root, key), "rb") as f:
-            return f.read()
-
-    def steps(self):
-        if not os.path.isdir(self.root):
-            return [], []
-        names = [n for n in os.listdir(self.root) if n.startswith("step-")]
-        committed = [n for n in names if os.path.exists(os.path.join(self.root, n, COMMIT))]
-        return sorted(committed), sorted(set(names) - set(committed))
-
-    def delete(self, name):
-        shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
-
-
-class _S3:
-    def __init__(self, uri, endpoint=None):
-        import boto3
-        self.bucket, _, prefix = uri[len("s3://"):].partition("/")
-        self.prefix = prefix.strip("/")
-        self.client = boto3.client("s3", endpoint_url=endpoint or os.environ.get("AWS_ENDPOINT_URL") or None)
-
-    def _key(self, key):
-        return f"{self.prefix}/{key}" if self.prefix else key
-
-    def put(self, key, data: bytes):
-        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
-
-    def get(self, key) -> bytes:
-        return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
-
-    def _list(self):
-        keys, token = [], None
-        base = self._key("")
-        while True:
-            kw = {"Bucket": self.bucket, "Prefix": base}
-            if token:
-                kw["ContinuationToken"] = token
-            r = self.client.list_objects_v2(**kw)
-            keys += [o["Key"][len(base):] for o in r.get("Contents", [])]
-            if not r.get("IsTruncated"):
-                return keys
-            token = r["NextContinuationToken"]
-
-    def steps(self):
-        keys = self._list()
-        names = {k.split("/")[0] for k in keys if k.startswith("step-")}
-        committed = {k.split("/")[0] for k in keys if k.endswith("/" + COMMIT)}
-        return sorted(committed), sorted(names - committed)
-
-    def delete(self, name):
-        keys = [k for k in self._list() if k.startswith(name + "/")]
-        for k in sorted(keys, key=lambda k: k.endswith(COMMIT), reverse=True):  # marker first
-            self.client.delete_object(Bucket=self.bucket, Key=self._key(k))
-
-
-def store_for(root, endpoint=None):
-    return _S3(root, endpoint) if str(root).startswith("s3://") else _Local(root)
 
 
 def _snapshot(obj, staging, devices, path=()):
@@ -216,7 +145,7 @@ class Checkpointer:
         self.root, self.keep, self.writer, self.async_save = root, keep, writer, async_save
         self.pace = pace
         self._last_save = None  # when the previous save began: its interval sets the write budget
-        self.store = store_for(root, endpoint) if root else None
+        self.loc, self.endpoint = (store.parse(root) if root else None), endpoint
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self._thread = None
         self._copied = None
@@ -226,7 +155,7 @@ class Checkpointer:
 
     def save(self, step, state, block=False):
         """Checkpoint `state` at `step`; returns the seconds the caller was stalled."""
-        if not self.writer or self.store is None:
+        if not self.writer or self.loc is None:
             return 0.0
         t0 = time.perf_counter()
         self.wait()
@@ -277,44 +206,49 @@ class Checkpointer:
     def _write(self, step, state, budget=0.0, expected=0):
         try:
             name = _name(step)
-            if isinstance(self.store, _Local):
-                path = os.path.join(self.root, name, STATE)
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                with open(path + ".tmp", "wb") as f:
+            data = self.loc.join(name, STATE)
+            if not data.is_s3:  # streamed to disk: no second copy of the state in memory
+                os.makedirs(os.path.dirname(data.key), exist_ok=True)
+                with store.open_atomic(data.key, "wb", fsync=True) as f:
                     w = _HashingWriter(f, budget, expected, sync_every=self.SYNC_EVERY if budget else 0)
                     torch.save(state, w)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(path + ".tmp", path)
-                digest, size = w.h.hexdigest(), w.n
             else:
                 w = _HashingWriter(io.BytesIO(), budget, expected)
                 torch.save(state, w)
-                self.store.put(f"{name}/{STATE}", w.f.getvalue())
-                digest, size = w.h.hexdigest(), w.n
-            marker = {"step": int(step), "xxh3_64": digest, "bytes": size, "time": time.time()}
-            self.store.put(f"{name}/{COMMIT}", json.dumps(marker).encode())
+                store.put_bytes(data, w.f.getvalue(), self.endpoint)
+            marker = {"step": int(step), "xxh3_64": w.h.hexdigest(), "bytes": w.n, "time": time.time()}
+            store.put_bytes(self.loc.join(name, COMMIT), json.dumps(marker).encode(), self.endpoint)
             self._prune(step)
         except BaseException as e:  # surfaced to the training loop by wait()
             self._error = e
 
+    def _steps(self):
+        """(committed, pending) checkpoint names, oldest first; pending ones have no COMMIT marker."""
+        keys = store.list_keys(self.loc, self.endpoint)
+        names = {k.split("/")[0] for k in keys if k.startswith("step-")}
+        committed = {k.split("/")[0] for k in keys if k.startswith("step-") and k.endswith("/" + COMMIT)}
+        return sorted(committed), sorted(names - committed)
+
+    def _delete(self, name):
+        store.delete_tree(self.loc.join(name), self.endpoint, first=(COMMIT,))
+
     def _prune(self, step):
-        committed, pending = self.store.steps()
+        committed, pending = self._steps()
         for name in committed[:-self.keep]:
-            self.store.delete(name)
+            self._delete(name)
         for name in pending:  # interrupted saves older than the one just committed
             if name < _name(step):
-                self.store.delete(name)
+                self._delete(name)
 
     def load_latest(self):
         """The newest valid checkpoint's state (dict), or None; corrupt ones are skipped with a warning."""
-        if self.store is None:
+        if self.loc is None:
             return None
-        committed, _ = self.store.steps()
+        committed, _ = self._steps()
         for name in reversed(committed):
             try:
-                marker = json.loads(self.store.get(f"{name}/{COMMIT}"))
-                data = self.store.get(f"{name}/{STATE}")
+                marker = json.loads(store.get_bytes(self.loc.join(name, COMMIT), self.endpoint))
+                data = store.get_bytes(self.loc.join(name, STATE), self.endpoint)
                 if len(data) != marker["bytes"] or _digest(data) != marker["xxh3_64"]:
                     raise ValueError("checksum mismatch")
                 state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import socket
 
+from runtime import store
 from runtime.errors import BadInput
 from runtime.train.config import TrainConfig
 
@@ -56,13 +57,12 @@ def train_config(config: dict) -> tuple[TrainConfig, dict]:
 
 
 def upload_model(out, bucket, prefix, endpoint=None):
-    import boto3
-    client = boto3.client("s3", endpoint_url=endpoint or os.environ.get("AWS_ENDPOINT_URL") or None)
-    prefix = prefix.strip("/")
+    """Upload the artifact in the local directory `out` to `s3://bucket/prefix` (runtime.store's endpoint rule)."""
+    dest = store.parse(f"s3://{bucket}/{prefix}")
     for name in ("weights.pt", "metrics.json", "model.json"):  # model.json last: a complete artifact
         path = os.path.join(out, name)
         if os.path.exists(path):
-            client.upload_file(path, bucket, f"{prefix}/{name}" if prefix else name)
+            store.put_file(path, dest.join(name), endpoint)
 
 
 def run_from_config(config: dict, launch=None, discover=None, address=None) -> int:

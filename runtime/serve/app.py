@@ -28,7 +28,7 @@ import orjson
 from runtime.serve.batcher import DEADLINE, Batcher, DeadlineUnmeetable, QueueFull
 from runtime.serve.config import ServeConfig
 from runtime.serve.metrics import ServeMetrics
-from runtime.serve.openapi import build_openapi
+from runtime.serve.openapi import FLOAT32_MAX, build_openapi
 
 log = logging.getLogger("gpufleet.serve")
 
@@ -227,17 +227,55 @@ class ServeApp:
         except (ValueError, TypeError, OverflowError):
             arr = None
         if arr is None or arr.ndim != 2 or arr.dtype.kind not in "fiu":
-            return 422, {"error": f"instances must be a list of rows, each a list of {n} numbers"}, []
+            return 422, {"error": _shape_error(instances, n)}, []
+        # numpy takes JSON true/false among numbers as 1/0. Neither numbers nor the key "instances"
+        # hold a "u" (true) or an "f" (false): two memchr scans, and a walk only when one is there.
+        if (b"u" in body or b"f" in body) and (problem := _non_number(instances)):
+            return 422, {"error": problem}, []
         if arr.shape[1] != n:
             return 422, {"error": f"each instance needs {n} features (got {arr.shape[1]})"}, []
-        with np.errstate(over="ignore", invalid="ignore"):
-            rows = arr.astype(np.float32)
-        if not np.isfinite(rows).all():
-            return 422, {"error": "instances hold a value that is NaN, infinite or beyond float32 range"}, []
-        return rows
+        # JSON has no NaN or Infinity (orjson refuses them) and int64 lies within float32's range,
+        # so only float64 values can be out of range; a value within it converts to a finite one.
+        if arr.dtype.kind == "f" and (arr.max() > FLOAT32_MAX or arr.min() < -FLOAT32_MAX):
+            i, j = np.argwhere(np.abs(arr) > FLOAT32_MAX)[0]
+            return 422, {"error": f"instances[{i}][{j}] is {float(arr[i, j])!r}, beyond float32 range "
+                                  f"(|x| <= {FLOAT32_MAX!r})"}, []
+        return arr.astype(np.float32)
 
 
 _TOO_LARGE = object()
+
+
+def _non_number(instances: list) -> str | None:
+    """Name the first entry of `instances` that is not a list of numbers; None if all are.
+    A Python walk over every value, so `_parse` calls it only for a body already refused or one
+    with a "u" or "f" byte (a boolean, or a key written with escapes): never on the hot path."""
+    for i, row in enumerate(instances):
+        if not isinstance(row, list):
+            return f"instances[{i}] is {_show(row)}, not a list of numbers"
+        for j, value in enumerate(row):
+            if isinstance(value, bool):
+                return f"instances[{i}][{j}] is {_show(value)}, a boolean; each feature must be a number"
+            if not isinstance(value, (int, float)):
+                return f"instances[{i}][{j}] is {_show(value)}, not a number"
+    return None
+
+
+def _shape_error(instances: list, n: int) -> str:
+    """Why `instances` is not an [m, n] array of numbers: its first non-number, or its first row
+    of the wrong width."""
+    problem = _non_number(instances)
+    if problem:
+        return problem
+    for i, row in enumerate(instances):
+        if len(row) != n:
+            return f"each instance needs {n} features (got {len(row)} in instances[{i}])"
+    return f"instances must be a list of rows, each a list of {n} numbers"
+
+
+def _show(value) -> str:
+    text = orjson.dumps(value).decode()
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 async def _read_body(receive, limit: int):

@@ -1,10 +1,18 @@
 """The OpenAPI 3.1 document of a replica, served at /openapi.json.
 
-Built from the loaded model so `instances` declares the exact number of features; the fuzz test
-(schemathesis or hypothesis) generates requests from it.
+Built from the loaded model so `instances` declares the exact number of features. It says
+exactly what the server accepts, no more and no less: each feature is a JSON number (not true or
+false) within float32's range. tests/serve/test_contract.py holds a real replica to it with
+schemathesis and all of its checks.
 """
 
 from __future__ import annotations
+
+import numpy as np
+
+# The server converts features to float32, so a JSON number is a feature exactly when
+# |x| <= this (3.4028234663852886e+38); the schema states it and app.py checks it.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _error(description: str) -> dict:
@@ -13,7 +21,9 @@ def _error(description: str) -> dict:
 
 
 def build_openapi(n_features: int | None, kind: str | None, max_body_bytes: int) -> dict:
-    row = {"type": "array", "items": {"type": "number"}}
+    feature = {"type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX,
+               "description": f"A float32 value: a number with |x| <= {FLOAT32_MAX!r} (true, false are not numbers)."}
+    row = {"type": "array", "items": feature}
     if n_features:
         row.update(minItems=n_features, maxItems=n_features)
     health = {"200": {"description": "yes", "content": {"application/json": {"schema": {"type": "object"}}}},
@@ -48,7 +58,8 @@ def build_openapi(n_features: int | None, kind: str | None, max_body_bytes: int)
             "/readyz": {"get": {"operationId": "readyz", "responses": health}},
             "/metrics": {"get": {"operationId": "metrics", "responses": {"200": {
                 "description": "Prometheus text format.", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
-            "/openapi.json": {"get": {"operationId": "openapi", "responses": {"200": {"description": "This document."}}}},
+            "/openapi.json": {"get": {"operationId": "openapi", "responses": {"200": {
+                "description": "This document.", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
         },
         "components": {"schemas": {"Error": {"type": "object", "required": ["error"],
                                              "properties": {"error": {"type": "string"}}}}},

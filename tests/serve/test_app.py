@@ -6,6 +6,7 @@ import asyncio
 import json
 
 import httpx
+import numpy as np
 import orjson
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -206,3 +207,43 @@ def test_fuzz_10000_requests_find_no_5xx(loop, app):
     assert seen["n"] >= 10_000, seen
     assert seen["codes"].get(200, 0) > 100 and len(seen["codes"]) >= 6, seen["codes"]
     assert request(loop, app, "POST", "/v1/predict", predict_body([[0, 0, 0, 0]]), JSON)[0] == 200
+
+
+# -- the contract /openapi.json states: numbers within float32's range, and no booleans ---------
+F32_MAX = float(np.finfo(np.float32).max)  # 3.4028234663852886e+38
+
+CONTRACT = [
+    ("false among numbers", b'{"instances": [[false, 0, 0, 0]]}', 422, "instances[0][0] is false, a boolean"),
+    ("true among floats", b'{"instances": [[1.5, 2, 3, 4], [1, true, 0.5, 2]]}', 422,
+     "instances[1][1] is true, a boolean"),
+    ("only booleans", b'{"instances": [[true, true, false, true]]}', 422, "instances[0][0] is true, a boolean"),
+    ("a string", b'{"instances": [[1, 2, "x", 4]]}', 422, 'instances[0][2] is "x", not a number'),
+    ("a row that is no list", b'{"instances": [[1, 2, 3, 4], 5]}', 422, "instances[1] is 5, not a list"),
+    ("a short row among full ones", b'{"instances": [[1, 2, 3, 4], [1, 2]]}', 422, "got 2 in instances[1]"),
+    ("float32 max", predict_body([[F32_MAX, -F32_MAX, 0, 1]]), 200, None),
+    ("just past float32 max", predict_body([[0, 0, 3.402823466385289e38, 0]]), 422,
+     "instances[0][2] is 3.402823466385289e+38, beyond float32 range"),
+    ("just past -float32 max", predict_body([[0, -3.402823466385289e38, 0, 0]]), 422, "instances[0][1] is -3.4028"),
+    ("1e39", predict_body([[1, 2, 3, 4], [1, 2, 3, 1e39]]), 422, "instances[1][3] is 1e+39, beyond float32 range"),
+    ("largest integers", predict_body([[2**64 - 1, -(2**63), 2**63, 0]]), 200, None),
+    ("a key written with escapes", b'{"\\u0069nstances": [[1, 2, 3, 4]]}', 200, None),
+    ("a name with u and f bytes in a field refused", b'{"instances": [[1, 2, 3, 4]], "fu": 1}', 422, "unknown fields"),
+]
+
+
+@pytest.mark.parametrize("what,body,expected,message", CONTRACT, ids=[c[0] for c in CONTRACT])
+def test_features_are_float32_numbers_as_the_schema_says(loop, app, what, body, expected, message):
+    status, _, raw = request(loop, app, "POST", "/v1/predict", body, JSON)
+    assert status == expected, raw
+    if message:
+        assert message in json.loads(raw)["error"], raw
+
+
+def test_schema_states_the_float32_bounds(loop, app):
+    doc = json.loads(request(loop, app, "GET", "/openapi.json")[2])
+    body = doc["paths"]["/v1/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    feature = body["properties"]["instances"]["items"]["items"]
+    assert feature["type"] == "number"  # JSON Schema: true and false are not numbers
+    assert (feature["minimum"], feature["maximum"]) == (-F32_MAX, F32_MAX)
+    ok = doc["paths"]["/openapi.json"]["get"]["responses"]["200"]
+    assert "application/json" in ok["content"]

@@ -2,7 +2,9 @@
 
 The way data flows: `infra.spec` validates the YAML into a resolved model, `infra.render`
 writes a Terraform root under build/<stack>/, `infra.terraform` runs Terraform on it,
-`infra.emulator` runs the local AWS emulator, `infra.cli` is the `gpufleet` command.
+`infra.emulator` runs the local AWS emulator, `infra.targets` holds one module per deployment
+target (emulator, aws: Terraform; local: the runtime on this machine) behind one interface,
+and `infra.cli` is the `gpufleet` command, which dispatches on it.
 """
 
 import os

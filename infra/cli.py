@@ -15,6 +15,7 @@ from pathlib import Path
 
 from infra.target_names import DEFAULT
 from runtime.errors import EXIT_FAILED, EXIT_OK, BadInput, OperationFailed, run_command
+from runtime.train.rules import WORKLOADS
 
 
 def _say(msg: str) -> None:
@@ -252,7 +253,7 @@ def _add_local_commands(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     _local_args(p, "up")
     p.add_argument("--model", metavar="DIR", help="serve this model artifact; skips the data and training steps")
-    p.add_argument("--workload", choices=("logreg", "kmeans", "mlp"), default="mlp", help="what to train (default mlp)")
+    p.add_argument("--workload", choices=WORKLOADS, default="mlp", help="what to train (default mlp)")
     p.add_argument("--epochs", type=int, help="training epochs (default: runtime.train's)")
     p.add_argument("--hidden", default="64,64", help="mlp hidden layer sizes (default 64,64)")
     p.add_argument("--test-delay-ms", type=_delays, metavar="MS[,MS...]",

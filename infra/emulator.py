@@ -24,6 +24,7 @@ from pathlib import Path
 from infra import BUILD_DIR
 from runtime.errors import OperationFailed
 from runtime.process import pid_alive
+from runtime.store import write_json
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 20.0
@@ -138,9 +139,7 @@ def start(build_dir: Path = BUILD_DIR) -> tuple[EmulatorInfo, bool]:
             raise OperationFailed(f"the emulator exited at start (code {proc.returncode}); see {log}")
         if _answers(port):
             info = EmulatorInfo(proc.pid, port, uuid.uuid4().hex[:12], time.time(), str(log))
-            tmp = _state_file(build_dir).with_suffix(".tmp")
-            tmp.write_text(json.dumps(asdict(info), indent=2))
-            tmp.replace(_state_file(build_dir))
+            write_json(_state_file(build_dir), asdict(info))
             return info, True
         time.sleep(0.1)
     proc.kill()

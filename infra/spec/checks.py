@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from infra.spec.gpus import gpus_for
 from infra.spec.model import Fleet, Stack
+from runtime.train.config import SWEEPABLE, TrainConfig
 
 # Load-balancing algorithms each cloud can express (ALB: round robin and least outstanding
 # requests per target group; weighted round robin as a weighted forward across groups).
@@ -61,11 +62,7 @@ def stack_problems(stack: Stack) -> list[str]:
         _check_fleet_common("training", t, problems)
         w = t.workload
         if w is not None:
-            if w.type in ("logreg", "mlp") and not w.label:
-                problems.append(f"training.workload.label: required for {w.type} (got nothing)")
-            if w.type == "kmeans" and w.k is None:
-                problems.append("training.workload.k: required for kmeans (got nothing; allowed: 1 or more)")
-            _workload_parallel_problems(w, problems)
+            _workload_problems(w, problems)
 
     if stack.serving is not None:
         _serving_problems(stack, problems)
@@ -144,34 +141,33 @@ def _serving_problems(stack: Stack, problems: list[str]) -> None:
         )
 
 
-INT_SWEEPS = ("k", "epochs", "batch_size", "seed")
+INT_SWEEPS = tuple(param for param, kind in SWEEPABLE.items() if kind is int)
+WORKLOAD_FIELDS = {"workload": "type"}  # TrainConfig field -> training.workload field, where they differ
 
 
-def _workload_parallel_problems(w, problems):
-    """training.workload's parallel, microbatches and sweep (the runtime checks them again)."""
+def _workload_problems(w, problems):
+    """training.workload against the runtime's own rules (runtime.train.rules), named as spec fields.
+
+    The runtime checks the same rules again when it starts (in flag names); a rule about a
+    setting the spec has no field for (the output directory, ranks per node) is the runtime's alone.
+    """
     where = "training.workload"
-    if w.parallel == "pipeline":
-        if w.type != "mlp":
-            problems.append(f"{where}.parallel: pipeline splits an MLP into stages (got type {w.type}; allowed: mlp)")
-        if w.checkpoint_every or w.max_restarts:
-            problems.append(f"{where}.parallel: a pipeline run keeps no checkpoints; leave out checkpoint_every "
-                            "and max_restarts")
-        if w.sweep is not None:
-            problems.append(f"{where}.sweep: runs each job on one rank; it cannot be combined with parallel: pipeline")
-    elif w.microbatches is not None:
+    settings = w.model_dump(exclude_none=True)
+    cfg = TrainConfig.from_dict({"workload": settings.pop("type"), **settings})
+    spec_fields = set(type(w).model_fields)
+
+    def name(field):
+        return WORKLOAD_FIELDS.get(field, field)
+
+    for p in cfg.rule_problems():
+        if name(p.field) not in spec_fields:
+            continue
+        if p.sweep_value is not None:
+            problems.append(f"{where}.sweep.values: {p.field} {p.text(name)}")
+        else:
+            problems.append(f"{where}.{name(p.field)}: {p.text(name)}")
+    # Presence: the spec asks for explicit values where the runtime would fall back on a default.
+    if w.type == "kmeans" and w.k is None:
+        problems.append(f"{where}.k: required for kmeans (got nothing; allowed: 1 or more)")
+    if w.parallel != "pipeline" and w.microbatches is not None:
         problems.append(f"{where}.microbatches: only for parallel: pipeline (got parallel {w.parallel or 'data'})")
-    if w.sweep is not None:
-        param, values = w.sweep.param, w.sweep.values
-        if param == "k" and w.type != "kmeans":
-            problems.append(f"{where}.sweep.param: k is a k-means setting (got type {w.type})")
-        if param in ("lr", "momentum") and w.type == "kmeans":
-            problems.append(f"{where}.sweep.param: k-means has no {param}")
-        if param in INT_SWEEPS and any(v != int(v) or v < (0 if param == "seed" else 1) for v in values):
-            problems.append(f"{where}.sweep.values: {param} takes whole numbers "
-                            f"{'>= 0' if param == 'seed' else '>= 1'} (got {values})")
-        if param == "lr" and any(v <= 0 for v in values):
-            problems.append(f"{where}.sweep.values: lr must be positive (got {values})")
-        if param == "l2" and any(v < 0 for v in values):
-            problems.append(f"{where}.sweep.values: l2 must be 0 or more (got {values})")
-        if len(set(values)) != len(values):
-            problems.append(f"{where}.sweep.values: values repeat (got {values})")

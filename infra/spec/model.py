@@ -15,6 +15,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from infra.spec.gpus import AWS_GPU_FAMILIES, gpus_for
+from runtime.train.rules import PARALLEL, SWEEPABLE, WORKLOADS
 
 # Names end up in AWS resource names: "<name>-serve-<pool>" must fit a 32-character
 # target group name, so a stack name is at most 20 characters and a pool name at most 8.
@@ -112,7 +113,7 @@ class Fleet(Strict):
 class Sweep(Strict):
     """Task parallelism: one whole single-rank run per value, spread over the fleet's ranks."""
 
-    param: Literal["k", "lr", "l2", "momentum", "epochs", "batch_size", "seed"] = Field(
+    param: Literal[tuple(SWEEPABLE)] = Field(
         description="the setting each run varies")
     values: list[float] = Field(min_length=1, max_length=1000, description="one run per value")
 
@@ -120,7 +121,7 @@ class Sweep(Strict):
 class Workload(Strict):
     """What the training fleet runs (runtime/train); field names follow `gpufleet train`'s flags."""
 
-    type: Literal["logreg", "kmeans", "mlp"] = Field(description="logistic regression, k-means or an MLP classifier")
+    type: Literal[WORKLOADS] = Field(description="logistic regression, k-means or an MLP classifier")
     data: str = Field(min_length=1, max_length=1024, description="dataset: s3://bucket/prefix (written by `gpufleet data partition`) or a CSV/Parquet file")
     label: Optional[str] = Field(default=None, min_length=1, max_length=256, description="label column (logreg, mlp)")
     features: Optional[list[str]] = Field(default=None, description="feature columns; default all but the label")
@@ -134,7 +135,7 @@ class Workload(Strict):
     checkpoint_every: Optional[int] = Field(default=None, ge=0, description="steps; 0: each epoch and on SIGTERM")
     keep: Optional[int] = Field(default=None, ge=1, le=100, description="checkpoints kept")
     max_restarts: Optional[int] = Field(default=None, ge=0, le=100)
-    parallel: Optional[Literal["data", "pipeline"]] = Field(
+    parallel: Optional[Literal[PARALLEL]] = Field(
         default=None, description="data: DDP over shards (default); pipeline: the MLP's layers, a stage per rank")
     microbatches: Optional[int] = Field(default=None, ge=1, le=4096, description="pipeline: microbatches per step")
     sweep: Optional[Sweep] = Field(default=None, description="task parallel: one run per value instead of one run")

@@ -1,4 +1,4 @@
-"""`gpufleet train`: the spec form (`gpufleet train SPEC --target local`) and the spec-less form.
+"""`gpufleet train`: distributed training from flags (`python -m runtime.train` is the same).
 
     gpufleet train --workload logreg|kmeans|mlp --data PATH --label COL --out DIR
                    [--k K] [--hidden 256,256] [--epochs E] [--test-fraction F] [--nproc N] ...
@@ -12,6 +12,10 @@ Parallelism, over the N ranks:
 Every check a user's input can fail runs here, before any rank starts (exit 2 with a message
 naming the flag): the data path, the label column, k against the number of training samples,
 learning rate and batch size, the world size against the number of partitions.
+
+It takes no stack spec: the runtime never reads one. A stack's training settings reach it as
+flags (the local target passes `--nproc` from `local.ranks`) or, on an instance, through the
+resolved runtime config (`gpufleet run --config`).
 """
 
 from __future__ import annotations
@@ -46,8 +50,6 @@ def _sweep(text):
 
 
 def add_arguments(p):
-    p.add_argument("spec", nargs="?", help="a stack spec (YAML); its local.ranks sets --nproc for --target local")
-    p.add_argument("--target", choices=("local",), default="local", help="where the ranks run (default local)")
     p.add_argument("--workload", choices=WORKLOADS, help="what to train (default logreg)")
     p.add_argument("--data", help="a dataset from `gpufleet data partition`, or a CSV/Parquet file")
     p.add_argument("--label", help="the label column (logreg, mlp)")
@@ -66,7 +68,7 @@ def add_arguments(p):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-standardize", action="store_true", help="do not standardize features")
     p.add_argument("--tol", type=float, default=0.0, help="k-means: stop when the squared centroid shift <= TOL")
-    p.add_argument("--nproc", type=int, help="ranks on this machine (default 1, or the spec's local.ranks)")
+    p.add_argument("--nproc", type=int, default=1, help="ranks on this machine (default 1)")
     p.add_argument("--parallel", choices=PARALLEL, default="data",
                    help="data: DDP over shards (default); pipeline: the MLP's layers split into a stage per rank")
     p.add_argument("--microbatches", type=int, default=4, help="pipeline: microbatches per step (default 4)")
@@ -85,21 +87,16 @@ def add_arguments(p):
     p.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     p.add_argument("--json-logs", action="store_true", help="progress as JSON lines on stderr")
-    p.add_argument("--endpoint", help="S3 endpoint URL (default: $AWS_ENDPOINT_URL)")
+    p.add_argument("--endpoint", help="S3 endpoint URL (default: $GPUFLEET_S3_ENDPOINT, $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, else AWS)")
 
 
 def config_from_args(args) -> TrainConfig:
-    nproc = args.nproc
-    if args.spec:
-        from infra.spec import load_stack
-        r = load_stack(args.spec)
-        nproc = nproc or r.spec.local.ranks
     return TrainConfig(
         workload=args.workload or "logreg", data=args.data or "", out=args.out or "", label=args.label,
         features=args.features, k=args.k, hidden=args.hidden, epochs=args.epochs, lr=args.lr,
         optimizer=args.optimizer, momentum=args.momentum, batch_size=args.batch_size, l2=args.l2,
         test_fraction=args.test_fraction, seed=args.seed, standardize=False if args.no_standardize else None,
-        tol=args.tol, nproc=nproc or 1, max_restarts=args.max_restarts, grad_accum=args.grad_accum,
+        tol=args.tol, nproc=args.nproc, max_restarts=args.max_restarts, grad_accum=args.grad_accum,
         bucket_mb=args.bucket_mb, comm_hook=args.comm_hook, log_every_s=args.log_every, checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
         keep=args.keep, async_checkpoint=not args.sync_checkpoint, resume=not args.no_resume, dtype=args.dtype,
         json_logs=args.json_logs, endpoint=args.endpoint, parallel=args.parallel,

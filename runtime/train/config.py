@@ -1,7 +1,8 @@
 """A training run's configuration: one dataclass, validated before any rank starts.
 
-The CLI, the stack spec (`gpufleet train SPEC`) and an instance's runtime config all build a
-`TrainConfig`; ranks receive it as JSON and never re-read flags or files to find settings.
+The CLI and an instance's runtime config build a `TrainConfig`; ranks receive it as JSON and
+never re-read flags or files to find settings. Its rules live in `runtime.train.rules`, which
+the stack spec's checks apply too (in the spec's field names).
 """
 
 from __future__ import annotations
@@ -10,11 +11,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 
 from runtime.errors import BadInput
-
-WORKLOADS = ("logreg", "kmeans", "mlp")
-PARALLEL = ("data", "pipeline")
-# what a sweep may vary, with its type; each value is one independent job (task parallel)
-SWEEPABLE = {"k": int, "lr": float, "l2": float, "momentum": float, "epochs": int, "batch_size": int, "seed": int}
+from runtime.train.rules import RULES, Problem, flag_name
+from runtime.train.rules import PARALLEL, SWEEPABLE, WORKLOADS  # noqa: F401  (their home; re-exported)
 
 
 @dataclass
@@ -74,80 +72,12 @@ class TrainConfig:
         return c
 
     def problems(self) -> list[str]:
-        p = []
-        if self.workload not in WORKLOADS:
-            p.append(f"--workload: unknown workload {self.workload!r} (allowed: {', '.join(WORKLOADS)})")
-        if not self.data:
-            p.append("--data: required (a dataset from `gpufleet data partition`, or a CSV/Parquet file)")
-        if not self.out:
-            p.append("--out: required (the directory for metrics.json, the model artifact and checkpoints)")
-        if self.workload in ("logreg", "mlp") and not self.label:
-            p.append(f"--label: required for --workload {self.workload}")
-        if self.k < 1:
-            p.append(f"--k: must be at least 1 (got {self.k})")
-        if self.epochs is not None and self.epochs < 1:
-            p.append(f"--epochs: must be at least 1 (got {self.epochs})")
-        if self.lr is not None and not self.lr > 0 and self.workload != "kmeans":
-            p.append(f"--lr: must be positive (got {self.lr})")
-        if self.batch_size is not None and self.batch_size < 1:
-            p.append(f"--batch-size: must be positive (got {self.batch_size}); leave it out for full batch")
-        if not 0 <= self.test_fraction < 1:
-            p.append(f"--test-fraction: must be in [0, 1) (got {self.test_fraction})")
-        if self.nproc < 1:
-            p.append(f"--nproc: must be at least 1 (got {self.nproc})")
-        if self.grad_accum < 1:
-            p.append(f"--grad-accum: must be at least 1 (got {self.grad_accum})")
-        if not self.bucket_mb > 0:
-            p.append(f"--bucket-mb: must be positive (got {self.bucket_mb})")
-        if self.keep < 1:
-            p.append(f"--keep: must be at least 1 (got {self.keep})")
-        if self.checkpoint_every < 0:
-            p.append(f"--checkpoint-every: must be 0 or more steps (got {self.checkpoint_every})")
-        if any(h < 1 for h in self.hidden or []):
-            p.append(f"--hidden: layer widths must be positive (got {','.join(map(str, self.hidden))})")
-        if self.optimizer not in (None, "sgd", "adam", "none"):
-            p.append(f"--optimizer: unknown (got {self.optimizer!r}; allowed: sgd, adam)")
-        if self.comm_hook not in ("none", "fp16"):
-            p.append(f"--comm-hook: unknown (got {self.comm_hook!r}; allowed: none, fp16)")
-        if self.dtype not in ("float32", "float64"):
-            p.append(f"--dtype: must be float32 or float64 (got {self.dtype!r})")
-        return p + self._parallel_problems()
+        """Every rule this config breaks, one line each, in `gpufleet train`'s flag names."""
+        return [p.render(flag_name) for p in self.rule_problems()]
 
-    def _parallel_problems(self) -> list[str]:
-        p = []
-        if self.parallel not in PARALLEL:
-            return [f"--parallel: unknown (got {self.parallel!r}; allowed: {', '.join(PARALLEL)})"]
-        if self.parallel == "pipeline":
-            layers = len(self.hidden or []) + 1
-            if self.workload != "mlp":
-                p.append(f"--parallel pipeline: splits an MLP into stages; use --workload mlp (got {self.workload})")
-            elif self.nproc > layers:
-                p.append(f"--nproc: a pipeline of {self.nproc} stages needs at least {self.nproc} layers "
-                         f"(--hidden {','.join(map(str, self.hidden))} gives {layers})")
-            if self.microbatches < 1:
-                p.append(f"--microbatches: must be at least 1 (got {self.microbatches})")
-            if self.checkpoint_every or self.max_restarts:
-                p.append("--parallel pipeline: keeps no checkpoints, so --checkpoint-every and --max-restarts "
-                         "must be left out")
-            if self.sweep:
-                p.append("--sweep: runs each job on one rank; it cannot be combined with --parallel pipeline")
-        if self.sweep:
-            param, values = self.sweep.get("param"), self.sweep.get("values") or []
-            if param not in SWEEPABLE:
-                p.append(f"--sweep: cannot vary {param!r} (allowed: {', '.join(SWEEPABLE)})")
-            elif not values:
-                p.append(f"--sweep: {param}= needs at least one value")
-            elif param == "k" and self.workload != "kmeans":
-                p.append(f"--sweep k=...: k is a k-means setting (got --workload {self.workload})")
-            elif param in ("lr", "momentum") and self.workload == "kmeans":
-                p.append(f"--sweep {param}=...: k-means has no {param}")
-            else:
-                for v in values:
-                    p += [f"--sweep {param}={v}: {msg}" for msg in TrainConfig(**{**asdict(self), "sweep": None,
-                                                                                  param: v}).problems()]
-            if len(set(values)) != len(values):
-                p.append(f"--sweep: {param} values repeat ({','.join(map(str, values))})")
-        return p
+    def rule_problems(self) -> list["Problem"]:
+        """The rules of the rule table below that this config breaks, naming fields, not flags."""
+        return [p for rule in RULES for p in rule(self)]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

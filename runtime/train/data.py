@@ -33,13 +33,15 @@ import numpy as np
 from runtime.data import Dataset, ShardedSampler, load_manifest, write_partitioned
 from runtime.data.sharding import _bits, permute, to_numpy
 from runtime.errors import BadInput
+from runtime import store
+from runtime.store import write_json
 
 SPLIT_KEY = 0x5EED5EED
 IN_MEMORY_LIMIT = 2 << 30
 
 
 def _exists(path):
-    if str(path).startswith("s3://"):
+    if store.parse(path).is_s3:
         return True  # checked when read: an S3 listing needs credentials and an endpoint
     return os.path.exists(path)
 
@@ -48,7 +50,7 @@ def prepare_source(data, out, min_partitions=1, endpoint=None):
     """A partitioned-dataset location for `data` (a dataset, or a CSV/Parquet file)."""
     if not _exists(data):
         raise BadInput(f"--data: {data} does not exist")
-    if str(data).startswith("s3://") or os.path.isdir(data):
+    if store.parse(data).is_s3 or os.path.isdir(data):
         try:
             load_manifest(data, endpoint)
         except BadInput:
@@ -83,8 +85,7 @@ def prepare_source(data, out, min_partitions=1, endpoint=None):
     table = table.append_column("_row", pa.array(np.arange(table.num_rows, dtype=np.int64)))
     os.makedirs(out, exist_ok=True)
     write_partitioned(table, target, "hash", "_row", num_partitions=max(2, min_partitions))
-    with open(marker, "w") as f:
-        json.dump(source, f)
+    write_json(marker, source)
     return target
 
 
@@ -207,3 +208,51 @@ class Steps:
             s.position = nxt
             x, y = self._rows(mine)
             yield x, y, count
+
+
+@dataclass
+class RunData:
+    """What a run knows about its dataset before its first step (the same on every rank).
+
+    `table` is the whole dataset in memory when it fits `in_memory_limit_bytes`, else None
+    (rows are then read per step); `test` is the held-out mask indexed by sample id.
+    """
+    manifest: dict
+    features: list
+    num_samples: int
+    table: Table | None
+    classes: list | None
+    test: np.ndarray
+    dtype: type
+
+    @property
+    def num_train(self) -> int:
+        return int((~self.test).sum())
+
+
+def load_run_data(cfg, need_label) -> RunData:
+    """Describe cfg's dataset, load it when small enough, and compute the held-out split."""
+    dtype = np.float64 if cfg.dtype == "float64" else np.float32
+    label = cfg.label if need_label else None
+    manifest, feats = describe(cfg.data, label, cfg.features, cfg.endpoint, need_label)
+    n = int(manifest["total_rows"])
+    small = n * (len(feats) + 1) * np.dtype(dtype).itemsize <= cfg.in_memory_limit_bytes
+    table = load_table(cfg.data, label, feats, dtype, cfg.endpoint) if small else None
+    classes = table.classes if table is not None else None
+    if classes is None and need_label:
+        col = Dataset(cfg.data, cfg.endpoint).read_table(columns=[cfg.label]).column(cfg.label).to_numpy(zero_copy_only=False)
+        classes = [c.item() if hasattr(c, "item") else c for c in np.unique(col)]
+    test = split_mask(n, cfg.test_fraction, cfg.seed)
+    ds = Dataset(cfg.data, cfg.endpoint, manifest=manifest)
+    if "_row" in ds.schema.names:  # a file partitioned by prepare_source: split by the file's row number
+        rows = ds.read_table(columns=["_row"]).column("_row").to_numpy()
+        test = test[rows]
+    return RunData(manifest, feats, n, table, classes, test, dtype)
+
+
+def standardization(table, test):
+    """Population mean/std (float64) of the training rows (std 0 -> 1), as scikit-learn's StandardScaler."""
+    x = table.x[~test].astype(np.float64)
+    mean, std = x.mean(0), x.std(0)
+    std[std == 0] = 1.0
+    return mean, std

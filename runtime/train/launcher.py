@@ -13,7 +13,6 @@ every restart succeed here. Locally everything binds to 127.0.0.1.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import sys
@@ -21,6 +20,7 @@ import uuid
 from dataclasses import asdict
 
 from runtime.errors import OperationFailed
+from runtime.store import write_json
 from runtime.train.config import TrainConfig
 
 
@@ -40,8 +40,7 @@ def local_gpus() -> int:
 def write_config(cfg: TrainConfig) -> str:
     os.makedirs(cfg.out, exist_ok=True)
     path = os.path.join(cfg.out, ".train-config.json")
-    with open(path, "w") as f:
-        json.dump(asdict(cfg), f, indent=2)
+    write_json(path, asdict(cfg))
     return path
 
 

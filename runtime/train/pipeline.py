@@ -21,11 +21,17 @@ checkpoint does not cover), so a stop request ends it without saving.
 from __future__ import annotations
 
 import math
+import time
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+
+from runtime.errors import EXIT_STOPPED, BadInput
+from runtime.train.classifier import ClassifierResult, classifier_module, finish_classifier, optimizer
+from runtime.train.data import load_run_data
 
 
 def split_stages(mlp, n):
@@ -120,24 +126,18 @@ def _owned(mlp, stage):
 
 
 def run_pipeline(cfg, ctx, stopper, progress) -> int:
-    """Train cfg's MLP with one stage per rank (see the module docstring); 0, or 143 if stopped."""
-    import time
-
-    import numpy as np
-
-    from runtime.errors import BadInput
-    from runtime.train import worker as w
-
-    manifest, feats, n, table, classes, test, dtype = w._load(cfg, ctx, need_label=True)
+    """Train cfg's MLP with one stage per rank (see the module docstring); 0, or EXIT_STOPPED if stopped."""
+    data = load_run_data(cfg, need_label=True)
+    table, test = data.table, data.test
     if table is None:
         raise BadInput(f"--parallel pipeline: every rank holds the training rows in memory; {cfg.data} is larger "
                        f"than the in-memory limit ({cfg.in_memory_limit_bytes} bytes)")
     # the same initial weights on every rank (seeded): each keeps and trains its own stage
-    mlp = w._classifier_module(cfg, ctx, manifest, feats, n, table, classes, test, dtype)
+    mlp = classifier_module(cfg, ctx, data)
     stage = build_stage(mlp, ctx.rank, ctx.world_size, cfg.microbatches)
     params = list(stage.module.parameters())
     weights = [p for p in params if p.dim() > 1]
-    opt = w._optimizer(cfg, params)
+    opt = optimizer(cfg, params)
     x = torch.from_numpy(np.ascontiguousarray(table.x[~test])).to(ctx.device)
     y = torch.from_numpy(np.ascontiguousarray(table.y[~test])).to(ctx.device)
     n_train, batch = x.shape[0], cfg.batch_size or x.shape[0]
@@ -165,7 +165,7 @@ def run_pipeline(cfg, ctx, stopper, progress) -> int:
             if stopper.should_stop(step):
                 progress.event("stopped", step=step, reason=stopper.reason or "peer",
                                note="a pipeline run keeps no checkpoint; start it again from the beginning")
-                return 143
+                return EXIT_STOPPED
         loss_curve.append(epoch_loss / epoch_steps)
     t_train = time.perf_counter() - t0
     if ctx.distributed:  # rank 0 collects the other stages' trained parameters into its MLP
@@ -175,9 +175,9 @@ def run_pipeline(cfg, ctx, stopper, progress) -> int:
             for part in parts:
                 mlp.load_state_dict(part, strict=False)
     if ctx.is_main:
-        w._finish_classifier(cfg, mlp, table, test, feats, classes, loss_curve, step, n_train, n_train * cfg.epochs,
-                             t_train, ctx, None, [], dtype,
-                             extra={"parallel": "pipeline", "stages": ctx.world_size, "microbatches": cfg.microbatches})
+        finish_classifier(cfg, ctx, mlp, data, ClassifierResult(
+            loss_curve, step, n_train * cfg.epochs, t_train,
+            extra={"parallel": "pipeline", "stages": ctx.world_size, "microbatches": cfg.microbatches}))
     return 0
 
 

@@ -21,7 +21,14 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from runtime.errors import EXIT_STOPPED
+from runtime.store import write_json
+from runtime.train import dist as tdist
 from runtime.train import kmeans as km
+from runtime.train.checkpoint import Checkpointer
+from runtime.train.classifier import run_classifier
+from runtime.train.clustering import run_kmeans
+from runtime.train.progress import Progress
 
 
 def run_tasks(jobs, fn, rank=0, world=1):
@@ -89,12 +96,7 @@ SUMMARY_KEYS = ("final_loss", "accuracy", "inertia", "iterations", "steps", "tra
 
 
 def run_sweep(cfg, ctx, stopper, progress) -> int:
-    """Run one job per value of cfg.sweep over the ranks; 0, or 143 if a stop request cut it short."""
-    from runtime.train import dist as tdist
-    from runtime.train import worker as w
-    from runtime.train.checkpoint import Checkpointer
-    from runtime.train.progress import Progress
-
+    """Run one job per value of cfg.sweep over the ranks; 0, or EXIT_STOPPED if a stop request cut it short."""
     param, values = cfg.sweep["param"], list(cfg.sweep["values"])
     single = tdist.Context(device=ctx.device)
 
@@ -108,7 +110,7 @@ def run_sweep(cfg, ctx, stopper, progress) -> int:
         jprog = Progress(enabled=ctx.is_main, json_logs=cfg.json_logs, every_s=cfg.log_every_s)
         ckpt = Checkpointer(jcfg.checkpoint_dir, keep=jcfg.keep, async_save=jcfg.async_checkpoint,
                             endpoint=jcfg.endpoint, log=lambda m: progress.event("warning", message=m))
-        run = w._run_kmeans if jcfg.workload == "kmeans" else w._run_classifier
+        run = run_kmeans if jcfg.workload == "kmeans" else run_classifier
         code = run(jcfg, single, _JobStopper(stopper), ckpt, jprog)
         ckpt.wait()
         if code:
@@ -119,7 +121,7 @@ def run_sweep(cfg, ctx, stopper, progress) -> int:
 
     results = run_tasks(values, job, ctx.rank, ctx.world_size)
     if not ctx.is_main:
-        return 143 if stopper.requested else 0
+        return EXIT_STOPPED if stopper.requested else 0
     done = [r for r in results if not r.get("stopped")]
     best = None
     if param != "k" and done:
@@ -130,11 +132,11 @@ def run_sweep(cfg, ctx, stopper, progress) -> int:
     summary = {"workload": cfg.workload, "param": param, "values": values, "world_size": ctx.world_size,
                "results": results, "best": None if best is None else {param: best["value"], "out": best["out"]}}
     os.makedirs(cfg.out, exist_ok=True)
-    w.write_json(os.path.join(cfg.out, "sweep.json"), summary)
+    write_json(os.path.join(cfg.out, "sweep.json"), summary)
     for r in results:
         figures = " ".join(f"{k}={r[k]:.6g}" for k in ("final_loss", "accuracy", "inertia") if k in r)
         progress.event("result", **{param: r["value"]}, rank=r["rank"], status="stopped" if r.get("stopped") else "done",
                        figures=figures or "-")
     if best is not None:
         progress.event("best", **{param: best["value"]}, out=best["out"])
-    return 143 if len(done) < len(results) else 0
+    return EXIT_STOPPED if len(done) < len(results) else 0

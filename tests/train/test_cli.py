@@ -70,19 +70,18 @@ def test_gpufleet_cli_registers_train(tmp_path):
 
 
 @pytest.mark.slow
-def test_spec_form_takes_ranks_from_the_spec(small, tmp_path):
+def test_nproc_sets_the_world_size(small, tmp_path):
     _, path = small
-    spec = tmp_path / "s.yaml"
-    spec.write_text("name: demo\ntraining:\n  instance_type: g5.xlarge\n  nodes: {min: 1, desired: 1, max: 2}\n"
-                    "local:\n  ranks: 2\n")
-    r = run_cli(spec, "--target", "local", "--workload", "logreg", "--data", path, "--label", "target",
+    r = run_cli("--nproc", "2", "--workload", "logreg", "--data", path, "--label", "target",
                 "--epochs", "5", "--out", tmp_path / "o")
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((tmp_path / "o" / "metrics.json").read_text())["world_size"] == 2
 
 
-def test_bad_spec_exits_2(small, tmp_path):
+def test_a_stack_spec_is_not_an_argument(small, tmp_path):
+    """The runtime never reads a spec: `gpufleet train SPEC` is refused before anything starts."""
     _, path = small
     r = run_cli(tmp_path / "missing.yaml", "--workload", "logreg", "--data", path, "--label", "target",
                 "--out", tmp_path / "o")
-    assert r.returncode == 2 and "missing.yaml" in r.stderr
+    assert r.returncode == 2 and "missing.yaml" in r.stderr and "unrecognized arguments" in r.stderr
+    assert not (tmp_path / "o").exists()

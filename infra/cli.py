@@ -173,7 +173,8 @@ def cmd_init(args) -> int:
     directory = Path(args.directory)
     for path in init(directory, force=args.force):
         print(f"wrote {path}")
-    _say(f"next: cd {directory} && make plan   (the example stack, planned against the local AWS emulator)")
+    where = "" if directory.resolve() == Path.cwd().resolve() else f"cd {directory} && "
+    _say(f"next: {where}make plan   (the example stack, planned against the local AWS emulator)")
     return EXIT_OK
 
 

@@ -167,6 +167,27 @@ def cmd_emulator(args) -> int:
     return EXIT_OK
 
 
+def cmd_init(args) -> int:
+    from infra.scaffold import init
+
+    directory = Path(args.directory)
+    for path in init(directory, force=args.force):
+        print(f"wrote {path}")
+    where = "" if directory.resolve() == Path.cwd().resolve() else f"cd {directory} && "
+    _say(f"next: {where}make plan   (the example stack, planned against the local AWS emulator)")
+    return EXIT_OK
+
+
+INIT_DESCRIPTION = """\
+Scaffold a repository that keeps stack specs and runs gpufleet in CI:
+  stacks/example.yaml              an example stack spec
+  Makefile                         setup, validate, plan, summary, apply, drift, destroy, bootstrap
+  .github/workflows/gpufleet.yml   plan on pull requests, apply the reviewed plan on main (OIDC)
+  .gitignore
+Existing files are never overwritten without --force: each is named, exit 2, nothing written.
+"""
+
+
 def cmd_run(args) -> int:
     from runtime.role import run_role
 
@@ -236,7 +257,7 @@ def _target_arg(p: argparse.ArgumentParser, verb: str) -> None:
 
 def _stack_args(p: argparse.ArgumentParser, verb: str) -> None:
     p.add_argument("spec", help="the stack spec (YAML)")
-    p.add_argument("--out", help="the rendered root's directory (default build/<name>/)")
+    p.add_argument("--out", help="the rendered root's directory (default build/<name>/ under the current directory)")
     _target_arg(p, verb)
     p.add_argument("--offline", action="store_true",
                    help="use the bundled AWS provider instead of the registry (always on for the emulator)")
@@ -285,6 +306,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    p = sub.add_parser("init", help="scaffold a repository: example spec, Makefile, CI workflow, .gitignore",
+                       description=INIT_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("directory", nargs="?", default=".", help="where to write (default: the current directory)")
+    p.add_argument("--force", action="store_true", help="overwrite files that already exist")
+    p.set_defaults(func=cmd_init)
+
     p = sub.add_parser("validate", help="check a stack spec and report every problem")
     p.add_argument("spec")
     p.set_defaults(func=cmd_validate)
@@ -292,7 +319,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("schema", help="print the stack spec's JSON Schema (for editors)")
     p.set_defaults(func=cmd_schema)
 
-    p = sub.add_parser("render", help="write the stack's Terraform root (default build/<name>/)")
+    p = sub.add_parser("render", help="write the stack's self-contained Terraform root (default ./build/<name>/)")
     _stack_args(p, "render")
     p.set_defaults(func=cmd_render)
 

@@ -2,11 +2,14 @@
 
 Regenerate after an intended change with `GPUFLEET_UPDATE_GOLDEN=1 make test-fast` and review
 the diff like code. The runtime bundle's bytes are not compared (they change with any source
-file); everything Terraform reads is.
+file); everything Terraform reads is. The modules copied into the root (modules/aws/...) are
+compared through `modules.sha256` (sha256sum's format: which modules, which files, what bytes),
+so the modules are reviewed once, in modules/, and each golden root pins their exact copies.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -22,15 +25,26 @@ EXAMPLES = sorted((ROOT / "examples").glob("aws-*.yaml"))
 TARGETS = {"emulator": "", "aws": "-aws"}
 
 
+MODULE_HASHES = "modules.sha256"
+
+
 def rendered(example: Path, target: str) -> dict[str, bytes]:
-    # The module path as `gpufleet render` writes it for the default build/<name>/.
-    return render_files(load_stack(example), target, modules="../../modules")
+    return render_files(load_stack(example), target)
+
+
+def golden_view(files: dict[str, bytes]) -> dict[str, bytes]:
+    """The rendered files as the golden folder holds them: the copied modules as one hash list."""
+    view = {rel: data for rel, data in files.items() if not rel.startswith("modules/")}
+    view[MODULE_HASHES] = "".join(
+        f"{hashlib.sha256(data).hexdigest()}  {rel}\n" for rel, data in sorted(files.items()) if rel.startswith("modules/")
+    ).encode()
+    return view
 
 
 @pytest.mark.parametrize("target", list(TARGETS))
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_render_matches_golden(example, target):
-    files = rendered(example, target)
+    files = golden_view(rendered(example, target))
     folder = GOLDEN / (example.stem + TARGETS[target])
     if os.environ.get("GPUFLEET_UPDATE_GOLDEN"):
         for rel, data in files.items():

@@ -15,7 +15,7 @@ from infra.spec import parse_stack
 from infra.terraform.runner import Diagnostic, Terraform, format_plan_summary, plan_summary
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = ["validate", "schema", "render", "plan", "apply", "destroy", "outputs", "emulator", "run",
+COMMANDS = ["init", "validate", "schema", "render", "plan", "apply", "destroy", "outputs", "emulator", "run",
             "data", "serve", "agent", "train", "up", "down", "status", "demo"]
 
 
@@ -91,10 +91,10 @@ def test_s3_backend_renders_with_locking():
         "backend": {"type": "s3", "bucket": "tf-state-bucket", "key": "gpufleet/remote.tfstate",
                     "region": "us-east-1", "dynamodb_table": "tf-locks"},
     }
-    providers = render_files(parse_stack(data), "aws", "../../modules")["providers.tf"].decode()
+    providers = render_files(parse_stack(data), "aws")["providers.tf"].decode()
     assert 'backend "s3" {' in providers
     assert 'dynamodb_table = "tf-locks"' in providers and "encrypt        = true" in providers
-    local = render_files(parse_stack({**data, "backend": {"type": "local"}}), "aws", "../../modules")["providers.tf"].decode()
+    local = render_files(parse_stack({**data, "backend": {"type": "local"}}), "aws")["providers.tf"].decode()
     assert "backend" not in local
 
 

@@ -2,7 +2,8 @@
 
 Exit codes: 0 ok, 1 an operation failed (Terraform, the emulator), 2 bad input (a spec, a
 flag, a dataset); bad input is reported as one `error: path: problem` line per problem,
-before anything is written or applied.
+before anything is written or applied. Where 2 means "changes" instead (`plan
+--detailed-exitcode`, `drift`: infra/commands/deploy.py), every error exits 1.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from infra.commands import deploy
 from infra.commands.common import say as _say
 from infra.commands.common import target_arg as _target_arg
 from infra.commands.common import target_of as _target
-from runtime.errors import EXIT_FAILED, EXIT_OK, run_command
+from runtime.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, run_command
 from runtime.train.rules import WORKLOADS
 
 
@@ -217,7 +218,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse's usage error
+        if exc.code == EXIT_BAD_INPUT and deploy.exit_2_means_changes(command, argv):
+            raise SystemExit(EXIT_FAILED) from None
+        raise
     return run_command(args.func, args)
 
 

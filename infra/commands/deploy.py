@@ -29,6 +29,11 @@ ENDPOINT_ENV = "GPUFLEET_EMULATOR_ENDPOINT"
 EXIT_CHANGES = 2  # plan --detailed-exitcode: changes present; drift: drift found
 
 
+def exit_2_means_changes(command: str | None, argv: list[str]) -> bool:
+    """Whether this command line answers with 2 for "changes" (so its usage errors exit 1 too)."""
+    return command == "drift" or (command == "plan" and "--detailed-exitcode" in argv)
+
+
 def _answers_with_2(func):
     """For a command whose exit code 2 means "changes": report errors, bad input included, with 1."""
 

@@ -223,6 +223,16 @@ def test_apply_plan_flag_refusals(tmp_path, capsys, no_side_effects):
     assert not root.exists()
 
 
+def test_usage_errors_exit_1_where_2_means_changes(tmp_path, capsys):
+    spec = str(write_spec(tmp_path))
+    for argv, code in ((["drift", spec, "--bogus"], 1), (["plan", spec, "--detailed-exitcode", "--bogus"], 1),
+                       (["plan", spec, "--bogus"], 2)):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == code, argv
+        assert "--bogus" in capsys.readouterr().err
+
+
 def test_plan_out_must_be_a_file(tmp_path, capsys, no_side_effects):
     spec = write_spec(tmp_path)
     assert main(["plan", str(spec), "--out", str(tmp_path)]) == 2

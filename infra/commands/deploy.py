@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 from infra.commands.common import say, target_arg, target_of
+from infra.terraform.mirror import MIRROR_ENV
 from runtime.errors import EXIT_FAILED, EXIT_OK, BadInput, OperationFailed
 
-MIRROR_ENV = "GPUFLEET_PROVIDER_MIRROR"
 ENDPOINT_ENV = "GPUFLEET_EMULATOR_ENDPOINT"
 EXIT_CHANGES = 2  # plan --detailed-exitcode: changes present; drift: drift found
 

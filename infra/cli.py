@@ -2,7 +2,8 @@
 
 Exit codes: 0 ok, 1 an operation failed (Terraform, the emulator), 2 bad input (a spec, a
 flag, a dataset); bad input is reported as one `error: path: problem` line per problem,
-before anything is written or applied.
+before anything is written or applied. Where 2 means "changes" instead (`plan
+--detailed-exitcode`, `drift`: infra/commands/deploy.py), every error exits 1.
 """
 
 from __future__ import annotations
@@ -10,16 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
-from infra.target_names import DEFAULT
-from runtime.errors import EXIT_FAILED, EXIT_OK, BadInput, OperationFailed, run_command
+from infra.commands import deploy
+from infra.commands.common import say as _say
+from infra.commands.common import target_arg as _target_arg
+from infra.commands.common import target_of as _target
+from runtime.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, run_command
 from runtime.train.rules import WORKLOADS
-
-
-def _say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def _load(args):
@@ -44,109 +43,6 @@ def cmd_schema(args) -> int:
     from infra.spec import json_schema
 
     print(json.dumps(json_schema(), indent=2))
-    return EXIT_OK
-
-
-def _target(args):
-    from infra.targets import get_target
-
-    return get_target(args.target, args.command)
-
-
-def cmd_render(args) -> int:
-    target = _target(args)
-    out = target.render(target.load(args.spec), Path(args.out) if args.out else None)
-    print(out)
-    return EXIT_OK
-
-
-def _prepare(args, recreate: bool = False):
-    target = _target(args)
-    prepared, started = target.prepare(
-        target.load(args.spec), Path(args.out) if args.out else None, offline=args.offline, recreate=recreate
-    )
-    if started:
-        _say(f"started the AWS emulator on {prepared.emulator.endpoint} (stop it with `gpufleet emulator stop`)")
-    tf = prepared.terraform
-    t0 = time.monotonic()
-    if tf.init():
-        _say(f"terraform init ({tf.description}) in {time.monotonic() - t0:.1f}s")
-    return prepared
-
-
-def cmd_plan(args) -> int:
-    from infra.terraform.runner import format_plan_summary, plan_summary
-
-    from infra.targets.base import PLAN_FILE
-
-    prepared = _prepare(args)
-    _say(f"planning stack {prepared.stack.name} for target {args.target} in {prepared.workdir} ...")
-    plan = _target(args).plan(prepared)
-    for line in format_plan_summary(plan_summary(plan)):
-        print(line)
-    print(f"wrote {prepared.workdir / PLAN_FILE}")
-    return EXIT_OK
-
-
-def _confirm_real_cloud(args, verb: str) -> None:
-    if not _target(args).real_cloud or args.yes:
-        return
-    if not sys.stdin.isatty():
-        raise BadInput(f"--yes: required to {verb} on target {args.target} without a terminal to confirm on")
-    answer = input(f"{verb} stack on {args.target}? type 'yes': ")
-    if answer.strip() != "yes":
-        raise OperationFailed(f"{verb} cancelled")
-
-
-def _offer_recreate(args, exc) -> bool:
-    if getattr(args, "recreate", False):
-        return True
-    if sys.stdin.isatty():
-        _say(str(exc))
-        return input("Recreate the stack in the running emulator now? [y/N] ").strip().lower() in ("y", "yes")
-    raise exc
-
-
-def cmd_apply(args) -> int:
-    from infra.targets.emulator import StaleState
-    from infra.terraform.runner import ApplyProgress
-
-    try:
-        prepared = _prepare(args, recreate=args.recreate)
-    except StaleState as exc:
-        if not _offer_recreate(args, exc):
-            return EXIT_FAILED
-        prepared = _prepare(args, recreate=True)
-    _confirm_real_cloud(args, "apply")
-    _say(f"applying stack {prepared.stack.name} to {args.target} ...")
-    t0 = time.monotonic()
-    progress = ApplyProgress(_say)
-    target = _target(args)
-    target.apply(prepared, progress=progress)
-    _say(f"applied {progress.done} resource(s) in {time.monotonic() - t0:.1f}s")
-    print(json.dumps(target.outputs(prepared), indent=2))
-    return EXIT_OK
-
-
-def cmd_destroy(args) -> int:
-    from infra.terraform.runner import ApplyProgress
-
-    # --forget: a state from an earlier emulator run is set aside, leaving nothing to destroy
-    prepared = _prepare(args, recreate=args.forget)
-    if not prepared.has_state():
-        _say(f"nothing to destroy: no state in {prepared.workdir}")
-        return EXIT_OK
-    _confirm_real_cloud(args, "destroy")
-    t0 = time.monotonic()
-    progress = ApplyProgress(_say)
-    _target(args).destroy(prepared, progress=progress)
-    _say(f"destroyed {progress.done} resource(s) in {time.monotonic() - t0:.1f}s")
-    return EXIT_OK
-
-
-def cmd_outputs(args) -> int:
-    prepared = _prepare(args)
-    print(json.dumps(_target(args).outputs(prepared), indent=2))
     return EXIT_OK
 
 
@@ -245,24 +141,6 @@ def _delays(text: str) -> list[float]:
     return values
 
 
-def _target_arg(p: argparse.ArgumentParser, verb: str) -> None:
-    """--target, its choices the registered targets that answer `verb` (the first is the default)."""
-    from infra.targets import TARGETS, names_for
-
-    names = names_for(verb)
-    default = DEFAULT if DEFAULT in names else names[0]
-    described = [f"{n} ({'the default: ' if n == default else ''}{TARGETS[n].summary})" for n in names]
-    p.add_argument("--target", choices=names, default=default, help="where the stack goes: " + ", ".join(described))
-
-
-def _stack_args(p: argparse.ArgumentParser, verb: str) -> None:
-    p.add_argument("spec", help="the stack spec (YAML)")
-    p.add_argument("--out", help="the rendered root's directory (default build/<name>/ under the current directory)")
-    _target_arg(p, verb)
-    p.add_argument("--offline", action="store_true",
-                   help="use the bundled AWS provider instead of the registry (always on for the emulator)")
-
-
 def _local_args(p: argparse.ArgumentParser, verb: str) -> None:
     p.add_argument("spec", help="the stack spec (YAML)")
     _target_arg(p, verb)
@@ -319,31 +197,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("schema", help="print the stack spec's JSON Schema (for editors)")
     p.set_defaults(func=cmd_schema)
 
-    p = sub.add_parser("render", help="write the stack's self-contained Terraform root (default ./build/<name>/)")
-    _stack_args(p, "render")
-    p.set_defaults(func=cmd_render)
-
-    p = sub.add_parser("plan", help="render, terraform init and plan; writes build/<name>/plan.json")
-    _stack_args(p, "plan")
-    p.set_defaults(func=cmd_plan)
-
-    p = sub.add_parser("apply", help="render and apply; prints the outputs")
-    _stack_args(p, "apply")
-    p.add_argument("--recreate", action="store_true",
-                   help="discard a state left from an earlier emulator run and create the stack again")
-    p.add_argument("--yes", action="store_true", help="do not ask for confirmation on a real cloud")
-    p.set_defaults(func=cmd_apply)
-
-    p = sub.add_parser("destroy", help="destroy what apply created")
-    _stack_args(p, "destroy")
-    p.add_argument("--forget", action="store_true",
-                   help="discard a state left from an earlier emulator run instead of failing")
-    p.add_argument("--yes", action="store_true", help="do not ask for confirmation on a real cloud")
-    p.set_defaults(func=cmd_destroy)
-
-    p = sub.add_parser("outputs", help="print the stack's Terraform outputs as JSON")
-    _stack_args(p, "outputs")
-    p.set_defaults(func=cmd_outputs)
+    deploy.register(sub)  # render, plan, apply, destroy, outputs, drift
 
     p = sub.add_parser("emulator", help="the local AWS emulator (moto on 127.0.0.1)")
     p.add_argument("action", choices=("start", "stop", "status"))
@@ -391,7 +245,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse's usage error
+        if exc.code == EXIT_BAD_INPUT and deploy.exit_2_means_changes(command, argv):
+            raise SystemExit(EXIT_FAILED) from None
+        raise
     return run_command(args.func, args)
 
 

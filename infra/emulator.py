@@ -84,9 +84,12 @@ def _free_port() -> int:
 
 
 def _answers(port: int) -> bool:
+    """Whether moto answers on `port`. Asks /moto-api/config, which is cheap and always works:
+    /moto-api/data.json serializes every resource and answers 500 once a launch template has a
+    second version (moto 5.2), which would make a live emulator look dead and be restarted."""
     try:
-        with urllib.request.urlopen(f"http://{HOST}:{port}/moto-api/data.json", timeout=1.0) as resp:
-            return resp.status == 200
+        with urllib.request.urlopen(f"http://{HOST}:{port}/moto-api/config", timeout=2.0) as resp:
+            return resp.status in (200, 201)
     except (urllib.error.URLError, OSError):
         return False
 

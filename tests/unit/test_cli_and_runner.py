@@ -15,7 +15,7 @@ from infra.spec import parse_stack
 from infra.terraform.runner import Diagnostic, Terraform, format_plan_summary, plan_summary
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = ["init", "validate", "schema", "render", "plan", "apply", "destroy", "outputs", "emulator", "run",
+COMMANDS = ["init", "validate", "schema", "render", "plan", "apply", "destroy", "outputs", "drift", "emulator", "run",
             "data", "serve", "agent", "train", "up", "down", "status", "demo"]
 
 
@@ -33,10 +33,10 @@ def test_missing_spec_is_bad_input(tmp_path, capsys):
 
 def test_real_cloud_apply_needs_confirmation(tmp_path, capsys, monkeypatch):
     """Without a terminal and without --yes, apply to AWS refuses before touching anything."""
-    import infra.cli as cli
+    import infra.commands.deploy as deploy
 
     calls = []
-    monkeypatch.setattr(cli, "_prepare", lambda args, recreate=False: calls.append(args) or _FakePrepared())
+    monkeypatch.setattr(deploy, "_prepare", lambda args, recreate=False: calls.append(args) or _FakePrepared())
     monkeypatch.setattr(sys, "stdin", open("/dev/null"))
     assert main(["apply", str(ROOT / "examples/aws-gpu-fleet.yaml"), "--target", "aws"]) == 2
     assert "--yes: required to apply on target aws" in capsys.readouterr().err

@@ -1,34 +1,37 @@
 """Rules that relate several fields of a stack spec, each reported with the field's path.
 
 These run after the field-level validation in `infra.spec.model` succeeded. Every rule
-appends to one list so the user sees all problems at once.
+appends to one list so the user sees all problems at once. Rules of one cloud: AWS's here
+(instance types from the AWS table, tags, ALB slow start, the S3 backend), GCP's in
+`infra.spec.gcp`; each cloud refuses the other's fields by name.
 """
 
 from __future__ import annotations
 
+from infra.spec.gcp import gcp_problems
 from infra.spec.gpus import gpus_for
-from infra.spec.model import Fleet, Stack
+from infra.spec.model import Fleet, Stack, fmt
 from runtime.train.config import SWEEPABLE, TrainConfig
 
+__all__ = ["fmt", "stack_problems", "INT_SWEEPS", "SUPPORTED_CLOUDS"]
+
 # Load-balancing algorithms each cloud can express (ALB: round robin and least outstanding
-# requests per target group; weighted round robin as a weighted forward across groups).
+# requests per target group; weighted round robin as a weighted forward across groups. GCP:
+# a backend service's locality policy ROUND_ROBIN or LEAST_REQUEST; weighted backend services
+# in the URL map across pools).
 SUPPORTED_ALGORITHMS = {
     "aws": {"round_robin", "least_connections", "weighted_round_robin"},
+    "gcp": {"round_robin", "least_connections", "weighted_round_robin"},
 }
-SUPPORTED_CLOUDS = ("aws",)
+SUPPORTED_CLOUDS = ("aws", "gcp")
 # AWS allows 50 tags per resource; gpufleet adds Name, gpufleet:stack and gpufleet:role.
 MAX_USER_TAGS = 47
 
 
-def fmt(value) -> str:
-    """A value as the user wrote it, quoted when it is a string."""
-    if isinstance(value, str):
-        return repr(value)
-    return str(value)
-
-
 def _check_gpu_fleet(path: str, instance_type: str, gpus_per_node, problems: list[str]) -> None:
-    gpus = gpus_for(instance_type)  # known: the model's field validator checked it
+    gpus = gpus_for(instance_type)  # known: the model's field validator checked it (AWS; GCP: infra.spec.gcp)
+    if gpus is None:
+        return
     if gpus_per_node is not None and gpus_per_node != gpus:
         problems.append(
             f"{path}.gpus_per_node: {instance_type} has {gpus} GPU(s) per instance (got {gpus_per_node}; allowed: {gpus})"
@@ -55,6 +58,10 @@ def stack_problems(stack: Stack) -> list[str]:
         return problems
     if stack.training is None and stack.serving is None:
         problems.append("training, serving: a stack needs at least one fleet (got neither)")
+    if stack.cloud == "gcp":
+        problems.extend(gcp_problems(stack))
+    else:
+        _gcp_fields_on_aws(stack, problems)
 
     if stack.training is not None:
         t = stack.training
@@ -67,6 +74,39 @@ def stack_problems(stack: Stack) -> list[str]:
     if stack.serving is not None:
         _serving_problems(stack, problems)
 
+    if stack.cloud == "aws":
+        _aws_problems(stack, problems)
+
+    local = stack.local
+    if local.replicas.min > local.replicas.max:
+        problems.append(
+            f"local.replicas: min <= max must hold (got min={local.replicas.min}, max={local.replicas.max})"
+        )
+    return problems
+
+
+def _gcp_fields_on_aws(stack: Stack, problems: list[str]) -> None:
+    """GCP-only fields in an AWS spec: named, never ignored."""
+    if stack.gcp is not None:
+        problems.append("gcp: only for cloud 'gcp' (got a gcp section with cloud 'aws')")
+    fleets = [("training", stack.training), ("serving", stack.serving)]
+    fleets += [(f"serving.pools[{i}]", p) for i, p in enumerate((stack.serving.pools or []) if stack.serving else [])]
+    for path, fleet in fleets:
+        if fleet is None:
+            continue
+        if fleet.gpus is not None:
+            problems.append(f"{path}.gpus: attached GPUs are for GCP N1 machine types (got {fleet.gpus.count} x "
+                            f"{fleet.gpus.type!r} with cloud 'aws'; an AWS instance type has its GPUs built in)")
+        if getattr(fleet, "on_host_maintenance", None) is not None:
+            problems.append(f"{path}.on_host_maintenance: a GCP setting (got {fmt(fleet.on_host_maintenance)} with "
+                            "cloud 'aws')")
+    if stack.serving is not None and stack.serving.load_balancer.listener.domain:
+        problems.append(f"serving.load_balancer.listener.domain: a Google-managed certificate is GCP's (got "
+                        f"{fmt(stack.serving.load_balancer.listener.domain)} with cloud 'aws'; allowed on aws: "
+                        "listener.certificate_arn)")
+
+
+def _aws_problems(stack: Stack, problems: list[str]) -> None:
     for key, value in stack.tags.items():
         if not key or len(key) > 128 or key.lower().startswith("aws:"):
             problems.append(f"tags: invalid tag key (got {fmt(key)}; allowed: 1-128 characters, not starting with 'aws:')")
@@ -80,13 +120,6 @@ def stack_problems(stack: Stack) -> list[str]:
         for field in ("bucket", "key", "region"):
             if getattr(b, field) is None:
                 problems.append(f"backend.{field}: required when backend.type is 's3' (got nothing)")
-
-    local = stack.local
-    if local.replicas.min > local.replicas.max:
-        problems.append(
-            f"local.replicas: min <= max must hold (got min={local.replicas.min}, max={local.replicas.max})"
-        )
-    return problems
 
 
 def _serving_problems(stack: Stack, problems: list[str]) -> None:
@@ -102,7 +135,7 @@ def _serving_problems(stack: Stack, problems: list[str]) -> None:
             f"serving.load_balancer.health_check.timeout_s: must be less than interval_s "
             f"(got {lb.health_check.timeout_s}; allowed: < {lb.health_check.interval_s})"
         )
-    if lb.slow_start_s and lb.algorithm == "least_connections":
+    if stack.cloud == "aws" and lb.slow_start_s and lb.algorithm == "least_connections":
         problems.append(
             "serving.load_balancer.slow_start_s: AWS does not combine slow start with least outstanding requests "
             f"(got {lb.slow_start_s} with algorithm 'least_connections'; allowed: 0)"

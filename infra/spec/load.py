@@ -108,8 +108,10 @@ def parse_stack(data: Any, source: str = "<spec>") -> ResolvedStack:
     """Validate an already-parsed YAML document; raise BadInput with every problem."""
     if not isinstance(data, dict):
         raise BadInput(f"{source}: a stack spec is a YAML mapping of fields (got {type(data).__name__})")
+    cloud = data.get("cloud")
     try:
-        stack = Stack.model_validate(data)
+        # Instance types and regions are checked against the cloud the spec names (see infra.spec.model).
+        stack = Stack.model_validate(data, context={"cloud": cloud if isinstance(cloud, str) else None})
     except ValidationError as exc:
         raise BadInput(format_validation_error(exc)) from None
     problems = stack_problems(stack)

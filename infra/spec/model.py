@@ -5,33 +5,65 @@ them all at once; rules that relate several fields live in `infra.spec.checks`; 
 derived values (GPUs per node, the default serving pool, capacity split) lives in
 `infra.spec.resolve`. Every model forbids unknown fields so a typo is an error, not a
 silently ignored setting.
+
+A few fields mean something on one cloud only (an AMI, a certificate ARN; a GCP project, GPUs
+attached to an N1 machine type). They are declared here for both, and the other cloud refuses
+them by name (`infra.spec.checks`, `infra.spec.gcp`). Instance types and regions are checked
+against the cloud the spec names: `parse_stack` passes it to pydantic as the validation
+context (`{"cloud": ...}`), so these errors come with every other field error at once.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from infra.spec.gpus import AWS_GPU_FAMILIES, gpus_for
+from infra.spec.gpus import (AWS_GPU_FAMILIES, GCP_GPU_SERIES, GCP_ZONE_ACCELERATORS, gcp_series, gpus_for,
+                             n1_vcpus)
 from runtime.train.rules import PARALLEL, SWEEPABLE, WORKLOADS
 
 # Names end up in AWS resource names: "<name>-serve-<pool>" must fit a 32-character
 # target group name, so a stack name is at most 20 characters and a pool name at most 8.
 NAME_PATTERN = r"^[a-z][a-z0-9-]{1,18}[a-z0-9]$"
 POOL_PATTERN = r"^[a-z][a-z0-9]{0,7}$"
-REGION_PATTERN = r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$"
+AWS_REGION_PATTERN = r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$"
+GCP_REGION_PATTERN = r"^[a-z]+-[a-z]+[0-9]{1,2}$"
+REGION_PATTERN = AWS_REGION_PATTERN  # where only AWS regions make sense (the S3 state backend)
+STACK_REGION_PATTERN = rf"({AWS_REGION_PATTERN})|({GCP_REGION_PATTERN})"
 BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 AMI_PATTERN = r"^ami-[0-9a-f]{8,17}$"
 CERT_ARN_PATTERN = r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[A-Za-z0-9-]+$"
-INSTANCE_TYPE_PATTERN = r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"
+AWS_INSTANCE_TYPE_PATTERN = r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"
+GCP_MACHINE_TYPE_PATTERN = r"^[a-z][a-z0-9]*-[a-z0-9]+(-[a-z0-9]+)?$"
+INSTANCE_TYPE_PATTERN = rf"({AWS_INSTANCE_TYPE_PATTERN})|({GCP_MACHINE_TYPE_PATTERN})"
+GCP_PROJECT_PATTERN = r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$"
+GCP_ZONE_PATTERN = r"^[a-z]+-[a-z]+[0-9]{1,2}-[a-z]$"
+GCP_IMAGE_NAME_PATTERN = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
+DOMAIN_PATTERN = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 
 SCALING_METRICS = ("cpu_utilization", "requests_per_target", "inflight_requests", "gpu_utilization")
 ALGORITHMS = ("round_robin", "least_connections", "weighted_round_robin")
 
 DEFAULT_IMAGE_OWNER = "amazon"
 DEFAULT_IMAGE_NAME = "Deep Learning OSS Nvidia Driver AMI GPU PyTorch * (Ubuntu 22.04) *"
+# GCP: Google's Deep Learning VM images (NVIDIA driver and CUDA; the driver installs on first boot).
+DEFAULT_GCP_IMAGE_PROJECT = "deeplearning-platform-release"
+DEFAULT_GCP_IMAGE_FAMILY = "pytorch-latest-cu124"
+
+
+def fmt(value) -> str:
+    """A value as the user wrote it, quoted when it is a string."""
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
+
+
+def cloud_of(info: ValidationInfo) -> str:
+    """The cloud a spec names, from the validation context `parse_stack` passes (aws without one)."""
+    return (info.context or {}).get("cloud") or "aws"
 
 
 class Strict(BaseModel):
@@ -78,13 +110,35 @@ class ImageLookup(Strict):
 
 
 class Image(Strict):
-    """The machine image: a fixed AMI id, or the most recent AMI matching a lookup."""
+    """The machine image. aws: a fixed AMI id, or the most recent AMI matching a lookup.
+    gcp: an image `project` with an image `family` (its newest image) or a fixed image `name`."""
 
-    id: Optional[str] = Field(default=None, pattern=AMI_PATTERN)
-    lookup: Optional[ImageLookup] = None
+    id: Optional[str] = Field(default=None, pattern=AMI_PATTERN, description="aws: an AMI id")
+    lookup: Optional[ImageLookup] = Field(default=None, description="aws: the newest AMI of an owner matching a name")
+    project: Optional[str] = Field(default=None, pattern=GCP_PROJECT_PATTERN, description="gcp: the project holding the image")
+    family: Optional[str] = Field(default=None, pattern=GCP_IMAGE_NAME_PATTERN, description="gcp: an image family (its newest image)")
+    name: Optional[str] = Field(default=None, pattern=GCP_IMAGE_NAME_PATTERN, description="gcp: a fixed image")
 
     @model_validator(mode="after")
-    def _one_of(self):
+    def _one_of(self, info: ValidationInfo):
+        if cloud_of(info) == "gcp":
+            if self.id or self.lookup:
+                given = "id" if self.id else "lookup"
+                raise ValueError(f"{given}: an AMI is AWS's (got {fmt(self.id) if self.id else 'a lookup'}); on gcp give "
+                                 "project with family or name")
+            if self.family and self.name:
+                raise ValueError("give either family or name, not both")
+            if (self.family or self.name) and not self.project:
+                raise ValueError("project: required with family or name (got nothing)")
+            if self.project and not (self.family or self.name):
+                raise ValueError("family or name: required with project (got neither)")
+            if not self.project:
+                self.project, self.family = DEFAULT_GCP_IMAGE_PROJECT, DEFAULT_GCP_IMAGE_FAMILY
+            return self
+        if self.project or self.family or self.name:
+            given = next(f for f in ("project", "family", "name") if getattr(self, f))
+            raise ValueError(f"{given}: a GCP image field (got {fmt(getattr(self, given))} with cloud 'aws'; "
+                             "allowed on aws: id or lookup)")
         if self.id and self.lookup:
             raise ValueError("give either id or lookup, not both")
         if not self.id and not self.lookup:
@@ -92,20 +146,45 @@ class Image(Strict):
         return self
 
 
-def known_gpu_instance_type(value: str) -> str:
-    """Field validator: the instance type is in the GPU table (scale up means a bigger one)."""
+def _gcp_machine_types() -> str:
+    series = ", ".join(f"{name}-*" for name in GCP_GPU_SERIES)
+    return f"{series}, or n1-standard|highmem|highcpu-N with gpus"
+
+
+def known_gpu_instance_type(value: str, info: ValidationInfo) -> str:
+    """Field validator: the instance type is in the cloud's GPU table (scale up means a bigger one).
+
+    GCP: an a2/a3/g2 type (GPUs built in) or an N1 type (GPUs attached with `gpus`).
+    """
+    if cloud_of(info) == "gcp":
+        if not re.fullmatch(GCP_MACHINE_TYPE_PATTERN, value):
+            raise ValueError(f"not a GCP machine type (got {value!r}; allowed: {_gcp_machine_types()})")
+        if gcp_series(value) is None and n1_vcpus(value) is None:
+            raise ValueError(f"not a GCP machine type with GPUs (got {value!r}; allowed: {_gcp_machine_types()})")
+        return value
     if gpus_for(value) is None:
         families = ", ".join(f"{f}.*" for f in AWS_GPU_FAMILIES)
         raise ValueError(f"not a known GPU instance type (got {value!r}; allowed: {families})")
     return value
 
 
+class AttachedGpus(Strict):
+    """gcp: GPUs attached to an N1 machine type (a2, a3 and g2 types have theirs built in)."""
+
+    type: str = Field(min_length=1, max_length=64, description="an accelerator type, e.g. nvidia-tesla-t4")
+    count: int = Field(ge=1, le=8, description="GPUs per VM; the accelerator allows some counts only (T4: 1, 2, 4)")
+
+
 class Fleet(Strict):
-    instance_type: str = Field(pattern=INSTANCE_TYPE_PATTERN, description="a GPU instance type, e.g. g5.xlarge")
+    instance_type: str = Field(pattern=INSTANCE_TYPE_PATTERN,
+                               description="a GPU instance type, e.g. g5.xlarge (aws); a2-highgpu-1g or n1-standard-8 (gcp)")
     gpus_per_node: Optional[int] = Field(default=None, ge=1, le=16, description="defaults to the instance type's GPU count")
+    gpus: Optional[AttachedGpus] = Field(default=None, description="gcp, N1 machine types only: the GPUs attached")
     capacity: Capacity = Field(default_factory=Capacity)
     image: Image = Field(default_factory=Image)
     disk_gb: int = Field(default=200, ge=20, le=16384)
+    on_host_maintenance: Optional[Literal["TERMINATE", "MIGRATE"]] = Field(
+        default=None, description="gcp: what a VM does on host maintenance; GPU and spot VMs allow only TERMINATE (the default)")
 
     _instance_type_known = field_validator("instance_type")(known_gpu_instance_type)
 
@@ -159,6 +238,7 @@ class Pool(Strict):
     name: str = Field(pattern=POOL_PATTERN)
     instance_type: str = Field(pattern=INSTANCE_TYPE_PATTERN)
     gpus_per_node: Optional[int] = Field(default=None, ge=1, le=16)
+    gpus: Optional[AttachedGpus] = Field(default=None, description="gcp, N1 machine types only: the GPUs attached")
     weight: int = Field(default=1, ge=0, le=999, description="share of traffic relative to the other pools")
     replicas: Optional[Size] = Field(default=None, description="defaults to serving.replicas")
     capacity: Optional[Capacity] = Field(default=None, description="defaults to serving.capacity")
@@ -192,8 +272,10 @@ class HealthCheck(Strict):
 
 
 class Listener(Strict):
-    port: int = Field(default=80, ge=1, le=65535)
-    certificate_arn: Optional[str] = Field(default=None, pattern=CERT_ARN_PATTERN, description="HTTPS when given")
+    port: int = Field(default=80, ge=1, le=65535, description="gcp: 80 or 8080 for HTTP, 443 with a domain")
+    certificate_arn: Optional[str] = Field(default=None, pattern=CERT_ARN_PATTERN, description="aws: HTTPS when given")
+    domain: Optional[str] = Field(default=None, pattern=DOMAIN_PATTERN, max_length=253,
+                                  description="gcp: HTTPS with a Google-managed certificate for this domain")
 
 
 class LoadBalancer(Strict):
@@ -265,12 +347,33 @@ class Bundle(Strict):
     index_url: Optional[str] = Field(default=None, pattern=r"^https?://[^\s'\"]+$", max_length=1024)
 
 
+class GcpSettings(Strict):
+    """gcp: the project the stack goes into, and optionally the zones its fleets spread over."""
+
+    project: str = Field(pattern=GCP_PROJECT_PATTERN, description="the project ID")
+    zones: Optional[list[str]] = Field(
+        default=None, min_length=1, max_length=4,
+        description="zones of the region; default: network.zones of those that offer every fleet's GPU")
+
+    @field_validator("zones")
+    @classmethod
+    def _zones(cls, value):
+        for zone in value or []:
+            if not re.fullmatch(GCP_ZONE_PATTERN, zone):
+                raise ValueError(f"not a GCP zone (got {zone!r}; e.g. us-central1-a)")
+        if value and len(set(value)) != len(value):
+            raise ValueError(f"a zone is listed twice (got {value!r})")
+        return value
+
+
 class Stack(Strict):
     """A stack spec: one scalable AI system (data, a training fleet, a serving fleet)."""
 
     name: str = Field(pattern=NAME_PATTERN, description="3-20 characters: a-z, 0-9 and -; starts with a letter")
     cloud: Literal["aws", "gcp"] = "aws"
-    region: str = Field(default="us-east-1", pattern=REGION_PATTERN)
+    region: Optional[str] = Field(default=None, pattern=STACK_REGION_PATTERN,
+                                  description="aws: defaults to us-east-1; gcp: required, e.g. us-central1")
+    gcp: Optional[GcpSettings] = Field(default=None, description="gcp: the project and zones")
     network: Network = Field(default_factory=Network)
     artifacts: Artifacts = Field(default_factory=Artifacts)
     training: Optional[TrainingFleet] = None
@@ -278,6 +381,32 @@ class Stack(Strict):
     local: Local = Field(default_factory=Local)
     backend: Backend = Field(default_factory=Backend)
     bundle: Bundle = Field(default_factory=Bundle)
-    tags: dict[str, str] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict, description="aws: tags; gcp: labels")
+
+    @field_validator("region")
+    @classmethod
+    def _region_of_cloud(cls, value, info: ValidationInfo):
+        if value is None:
+            return value
+        if cloud_of(info) == "gcp":
+            if not re.fullmatch(GCP_REGION_PATTERN, value):
+                raise ValueError(f"not a GCP region (got {value!r}; allowed: {', '.join(GCP_ZONE_ACCELERATORS)})")
+            if value not in GCP_ZONE_ACCELERATORS:
+                raise ValueError(f"no GPU zone table for this GCP region (got {value!r}; allowed: "
+                                 f"{', '.join(GCP_ZONE_ACCELERATORS)})")
+        elif not re.fullmatch(AWS_REGION_PATTERN, value):
+            raise ValueError(f"not an AWS region (got {value!r}; e.g. us-east-1)")
+        return value
+
+    @model_validator(mode="after")
+    def _cloud_defaults(self):
+        if self.region is None and self.cloud == "aws":
+            self.region = "us-east-1"
+        # A fleet without `image` got Image's default, made without knowing the cloud (AWS's).
+        if self.cloud == "gcp":
+            for fleet in (self.training, self.serving):
+                if fleet is not None and "image" not in fleet.model_fields_set:
+                    fleet.image = Image.model_validate({}, context={"cloud": "gcp"})
+        return self
 
 

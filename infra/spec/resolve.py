@@ -8,12 +8,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from infra.spec.gcp import ResolvedGcp, accelerator_of, resolve_gcp
 from infra.spec.gpus import gpus_for
-from infra.spec.model import Capacity, Size, Stack
+from infra.spec.model import AttachedGpus, Capacity, Size, Stack
 
 # The metric contract shared by the Terraform scaling policy and runtime/agent.
 METRIC_NAMESPACE = "GPUFleet"
 CUSTOM_METRIC_NAMES = {"inflight_requests": "InflightRequests", "gpu_utilization": "GPUUtilization"}
+# GCP: the same custom metrics in Cloud Monitoring, written per instance (resource gce_instance).
+GCP_METRIC_PREFIX = "custom.googleapis.com/gpufleet/"
+
+
+def gcp_metric_type(metric: str) -> str | None:
+    """The Cloud Monitoring metric type of a custom scaling metric ("inflight_requests" ->
+    custom.googleapis.com/gpufleet/inflight_requests); None for CPU or load-balancer utilization."""
+    return GCP_METRIC_PREFIX + metric if metric in CUSTOM_METRIC_NAMES else None
+
+
 # Spec algorithm -> ALB target group algorithm (weighted round robin is round robin inside
 # each pool's target group plus a weighted forward across pools).
 ALB_ALGORITHMS = {
@@ -55,6 +66,7 @@ class ResolvedStack:
     # deregistration window (the replica still answers, unready) and then the server's drain.
     # The agent waits this long, the lifecycle hook and systemd's stop timeout add margins to it.
     serving_drain_s: int | None = None
+    gcp: ResolvedGcp | None = None  # cloud: gcp: project, zones, each fleet's managed instance groups
 
     @property
     def name(self) -> str:
@@ -69,6 +81,13 @@ def resolve_capacity(capacity: Capacity) -> ResolvedCapacity:
     return ResolvedCapacity(capacity.on_demand_base, 100 - (capacity.spot_percentage or 0))
 
 
+def gpus_per_instance(stack: Stack, instance_type: str, gpus: AttachedGpus | None) -> int:
+    """GPUs per instance of a valid fleet: the AWS table, or GCP's built-in or attached GPUs."""
+    if stack.cloud == "gcp":
+        return accelerator_of(instance_type, gpus)[1]
+    return gpus_for(instance_type)
+
+
 def resolve(stack: Stack) -> ResolvedStack:
     """Fill in derived values of a stack that passed `stack_problems` without problems."""
     tags = {**stack.tags, "gpufleet:stack": stack.name}
@@ -77,7 +96,7 @@ def resolve(stack: Stack) -> ResolvedStack:
         t = stack.training
         kwargs.update(
             training_group=f"{stack.name}-train",
-            training_gpus_per_node=t.gpus_per_node or gpus_for(t.instance_type),
+            training_gpus_per_node=t.gpus_per_node or gpus_per_instance(stack, t.instance_type, t.gpus),
             training_capacity=resolve_capacity(t.capacity),
         )
     pools: list[ResolvedPool] = []
@@ -91,7 +110,7 @@ def resolve(stack: Stack) -> ResolvedStack:
                     name=DEFAULT_POOL,
                     group_name=f"{stack.name}-serve-{DEFAULT_POOL}",
                     instance_type=s.instance_type,
-                    gpus_per_node=s.gpus_per_node or gpus_for(s.instance_type),
+                    gpus_per_node=s.gpus_per_node or gpus_per_instance(stack, s.instance_type, s.gpus),
                     weight=1,
                     size=s.replicas,
                     capacity=resolve_capacity(s.capacity),
@@ -103,10 +122,12 @@ def resolve(stack: Stack) -> ResolvedStack:
                     name=p.name,
                     group_name=f"{stack.name}-serve-{p.name}",
                     instance_type=p.instance_type,
-                    gpus_per_node=p.gpus_per_node or gpus_for(p.instance_type),
+                    gpus_per_node=p.gpus_per_node or gpus_per_instance(stack, p.instance_type, p.gpus),
                     weight=p.weight,
                     size=p.replicas or s.replicas,
                     capacity=resolve_capacity(p.capacity or s.capacity),
                 )
             )
+    if stack.cloud == "gcp":
+        kwargs["gcp"] = resolve_gcp(stack, kwargs.get("training_group"), kwargs.get("training_capacity"), pools)
     return ResolvedStack(spec=stack, tags=tags, pools=pools, **kwargs)

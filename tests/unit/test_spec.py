@@ -76,7 +76,8 @@ def test_weighted_example_resolves_pools():
         ("name", "Bad_Name", "name: invalid format (got 'Bad_Name'"),
         ("name", "x" * 21, "name: invalid format"),
         ("cloud", "azure", "cloud: not an allowed value (got 'azure'; allowed: 'aws' or 'gcp')"),
-        ("cloud", "gcp", "cloud: gcp is not supported yet (got 'gcp'; allowed: aws)"),
+        # the AWS instance type of MINIMAL is checked against GCP's machine types (tests/unit/test_spec_gcp.py)
+        ("cloud", "gcp", "serving.instance_type: not a GCP machine type (got 'g5.xlarge'"),
         ("region", "mars-1", "region: invalid format (got 'mars-1'"),
         ("network", {"cidr": "10.0.0.0/33"}, "network.cidr: not an IPv4 network"),
         ("network", {"cidr": "10.0.0.1/16"}, "network.cidr: not an IPv4 network"),

@@ -10,7 +10,6 @@ resource "google_compute_global_address" "this" {
   description  = "gpufleet ${var.name}: the load balancer's address"
   address_type = "EXTERNAL"
   ip_version   = "IPV4"
-  labels       = var.labels
 }
 
 resource "google_compute_health_check" "this" {
@@ -84,6 +83,13 @@ resource "google_compute_url_map" "this" {
           weight          = weighted_backend_services.value.weight
         }
       }
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.weighted || length(var.pools) == 1
+      error_message = "Several pools split traffic by weight: set weighted = true (got ${length(var.pools)} pools and weighted = false)."
     }
   }
 }

@@ -141,7 +141,7 @@ variable "security_policy" {
 }
 
 variable "labels" {
-  description = "Labels on the forwarding rules and the address."
+  description = "Labels on the forwarding rules."
   type        = map(string)
   default     = {}
 }

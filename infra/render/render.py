@@ -1,8 +1,10 @@
 """Rendering a resolved stack to a self-contained Terraform root (build/<stack>/ under the cwd by default).
 
 Output: main.tf, variables.tf, outputs.tf, providers.tf, terraform.tfvars.json,
-user_data/<role>.sh.tftpl, runtime/<role>.json, modules/aws/<name>/ (copies of the modules
-main.tf calls, as `./modules/...`: infra.render.modules), bundle/. The directory needs neither
+user_data/<role>.sh.tftpl, runtime/<role>.json, modules/<cloud>/<name>/ (copies of the modules
+main.tf calls, as `./modules/...`: infra.render.modules), bundle/. The spec's cloud picks the
+templates (templates/aws/ or templates/gcp/, whose values come from infra.render.gcp); the
+target must deploy that cloud (emulator and aws: AWS; gcp: GCP). The directory needs neither
 gpufleet nor its checkout: plain `terraform`/`tofu` can init, plan and apply it elsewhere.
 Rendering is deterministic: an unchanged spec changes no byte. Every file is built first and
 staged in a temporary directory, then moved into place, so an error in rendering leaves the
@@ -27,11 +29,12 @@ import jinja2
 from infra import build_dir
 from infra.assets import template_loader
 from infra.bundle import bundle_files, wheel_name
+from infra.render.gcp import gcp_context, gcp_tfvars
 from infra.render.hcl import format_hcl, hcl
 from infra.render.modules import SOURCE_PREFIX, copied_modules
 from infra.render.runtime_config import BUNDLE_PREFIX, TRAINING_HOOK_TIMEOUT_S, runtime_config
 from infra.spec.resolve import ALB_ALGORITHMS, CUSTOM_METRIC_NAMES, METRIC_NAMESPACE, ResolvedCapacity, ResolvedStack
-from infra.target_names import AWS, EMULATOR
+from infra.target_names import AWS, EMULATOR, GCP
 from runtime import __version__
 
 
@@ -160,6 +163,7 @@ def _user_data(r: ResolvedStack, role: str, bundle_sha256: str) -> str:
     config = json.dumps(runtime_config(r, role), sort_keys=True, separators=(",", ":"))
     stop = TRAINING_HOOK_TIMEOUT_S if role == "train" else r.serving_drain_s + SERVING_STOP_MARGIN_S
     return environment().get_template("cloud-init/user_data.sh.j2").render(
+        cloud=r.spec.cloud,
         role=role,
         config_b64=base64.b64encode(config.encode()).decode(),
         version=__version__,
@@ -173,16 +177,19 @@ def _user_data(r: ResolvedStack, role: str, bundle_sha256: str) -> str:
 def render_files(r: ResolvedStack, target: str = EMULATOR, bundle_sha256: str = "0" * 64) -> dict[str, bytes]:
     """Relative path -> content of every file of the rendered root, the copied modules included
     (without the bundle's bytes)."""
-    if target not in AWS_PROVIDERS:
-        raise ValueError(f"unknown render target {target!r} (renders for {', '.join(AWS_PROVIDERS)})")
-    ctx = _context(r, target, SOURCE_PREFIX)
+    cloud = r.spec.cloud
+    targets = (GCP,) if cloud == "gcp" else tuple(AWS_PROVIDERS)
+    if target not in targets:
+        raise ValueError(f"render target {target!r} does not deploy cloud {cloud!r} (renders for {', '.join(targets)})")
+    ctx = gcp_context(r, SOURCE_PREFIX) if cloud == "gcp" else _context(r, target, SOURCE_PREFIX)
     env = environment()
     files: dict[str, bytes] = {}
     for name in ("main.tf", "variables.tf", "outputs.tf", "providers.tf"):
-        text = env.get_template(f"aws/{name}.j2").render(**ctx)
+        text = env.get_template(f"{cloud}/{name}.j2").render(**ctx)
         files[name] = format_hcl(text).encode()
-    tfvars = {"region": r.spec.region, "force_destroy_artifacts": r.spec.artifacts.force_destroy}
-    if AWS_PROVIDERS[target].emulated:
+    tfvars = gcp_tfvars(r) if cloud == "gcp" else {"region": r.spec.region,
+                                                   "force_destroy_artifacts": r.spec.artifacts.force_destroy}
+    if cloud == "aws" and AWS_PROVIDERS[target].emulated:
         # moto evaluates a bucket policy's deny but not its aws:SecureTransport condition, has
         # no instance refresh, and rounds a fractional spot/on-demand split down (launching
         # fewer instances than desired, so waiting for capacity never ends). The emulator's
@@ -259,7 +266,7 @@ def render(r: ResolvedStack, out_dir: Path | None = None, target: str = EMULATOR
     files = render_files(r, target, bundle_sha256=digest)
     files.update({f"bundle/{name}": data for name, data in bundle.items()})
     write_tree(out, files)
-    if not AWS_PROVIDERS[target].emulated:
+    if target not in AWS_PROVIDERS or not AWS_PROVIDERS[target].emulated:
         # the emulator target writes this at plan time; a real cloud must never inherit it
         (out / EMULATOR_OVERRIDE).unlink(missing_ok=True)
     return out

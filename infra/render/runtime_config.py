@@ -3,23 +3,38 @@
 This is the contract between infra and runtime: the runtime never reads the YAML spec.
 Instances get it inside user_data (base64). The local target runs no instance: it writes the
 fleet manager its own, narrower config (runtime.fleet.config.FleetConfig).
+
+One shape for both clouds; what differs on GCP:
+- `"cloud": "gcp"`, and `"gcp": {"project": ..., "zones": [...]}` (the zones the groups span);
+- `artifacts.scheme` is "gs" (AWS: "s3"); the bucket still comes from `bucket_env`, which the
+  startup script exports from the instance metadata attribute `gpufleet-bucket`;
+- `train.group` is the training regional managed instance group; `train.lifecycle_hook` and
+  `agent.lifecycle_hook_suffix` are null (GCP has no lifecycle hooks: VMs learn of preemption
+  and maintenance from the metadata server);
+- `scaling.pools` maps each pool to the list of its groups' names (one, or an on-demand and a
+  spot group); on AWS to its Auto Scaling group's name;
+- `agent.metric_type` is the Cloud Monitoring custom metric the agent writes per instance,
+  `custom.googleapis.com/gpufleet/inflight_requests`; `scaling.metric_name` is the custom metric
+  the autoscaler follows (null for CPU or load-balancer utilization).
 """
 
 from __future__ import annotations
 
 from infra.bundle import wheel_name
 from infra.spec.checks import INT_SWEEPS
-from infra.spec.resolve import CUSTOM_METRIC_NAMES, METRIC_NAMESPACE, ResolvedStack
+from infra.spec.resolve import CUSTOM_METRIC_NAMES, METRIC_NAMESPACE, ResolvedStack, gcp_metric_type
 
 CONFIG_FORMAT = 1
 BUNDLE_PREFIX = "bundle/"
 # How long a terminating training instance may take to checkpoint before the group moves on.
 TRAINING_HOOK_TIMEOUT_S = 600
+ARTIFACT_SCHEMES = {"aws": "s3", "gcp": "gs"}
 
 
 def runtime_config(r: ResolvedStack, role: str) -> dict:
     """The config for `role` ("train" or "serve"); the bucket comes from the instance's environment."""
     s = r.spec
+    gcp = r.gcp
     config: dict = {
         "format": CONFIG_FORMAT,
         "stack": s.name,
@@ -31,15 +46,18 @@ def runtime_config(r: ResolvedStack, role: str) -> dict:
             "wheel": BUNDLE_PREFIX + wheel_name(),
             "requirements": BUNDLE_PREFIX + "requirements.txt",
         },
-        "artifacts": {"bucket_env": "GPUFLEET_BUCKET", "checkpoints": "checkpoints/", "models": "models/latest/"},
+        "artifacts": {"bucket_env": "GPUFLEET_BUCKET", "checkpoints": "checkpoints/", "models": "models/latest/",
+                      "scheme": ARTIFACT_SCHEMES[s.cloud]},
     }
+    if gcp is not None:
+        config["gcp"] = {"project": gcp.project, "zones": list(gcp.zones)}
     if role == "train":
         t = s.training
         config["train"] = {
-            "group": r.training_group,
+            "group": gcp.training.groups[0].name if gcp else r.training_group,
             "nodes": {"min": t.nodes.min, "max": t.nodes.max},
             "gpus_per_node": r.training_gpus_per_node,
-            "lifecycle_hook": f"{r.training_group}-drain",
+            "lifecycle_hook": None if gcp else f"{r.training_group}-drain",
             "checkpoint_timeout_s": TRAINING_HOOK_TIMEOUT_S,
         }
         if t.workload is not None:
@@ -65,7 +83,7 @@ def runtime_config(r: ResolvedStack, role: str) -> dict:
             "namespace": METRIC_NAMESPACE,
             "region": s.region,
             "publish_interval_s": 60.0,
-            "lifecycle_hook_suffix": "-drain",
+            "lifecycle_hook_suffix": None if gcp else "-drain",
             "drain_timeout_s": float(r.serving_drain_s),
         }
         config["scaling"] = {
@@ -74,4 +92,8 @@ def runtime_config(r: ResolvedStack, role: str) -> dict:
             "target": scaling.target if scaling else None,
             "pools": {p.name: p.group_name for p in r.pools},
         }
+        if gcp is not None:
+            config["agent"]["metric_type"] = gcp_metric_type("inflight_requests")
+            config["scaling"]["metric_name"] = gcp_metric_type(scaling.metric) if scaling else None
+            config["scaling"]["pools"] = {f.pool: [g.name for g in f.groups] for f in gcp.pools}
     return config

@@ -102,11 +102,29 @@ def cmd_render(args) -> int:
     return EXIT_OK
 
 
+def _check_offline(args) -> int:
+    """`plan --offline` on a target without an offline provider (gcp): render, then the offline
+    checks; exit 0 when none failed (skipped ones say why), 1 otherwise."""
+    target = target_of(args)
+    stack = target.load(args.spec)
+    mirror = args.provider_mirror or os.environ.get(MIRROR_ENV)
+    say(f"checking stack {stack.name} for target {args.target} offline (no cloud is contacted) ...")
+    results = target.check_offline(stack, Path(args.root) if args.root else None, progress=print,
+                                   provider_mirror=Path(mirror) if mirror else None)
+    failed = [r.name for r in results if r.status == "failed"]
+    skipped = [r.name for r in results if r.status == "skipped"]
+    say(f"offline checks: {len(results) - len(failed) - len(skipped)} passed, {len(failed)} failed, "
+        f"{len(skipped)} skipped" + (f" ({', '.join(skipped)})" if skipped else ""))
+    return EXIT_FAILED if failed else EXIT_OK
+
+
 def cmd_plan(args) -> int:
     from infra.targets.base import PLAN_FILE
     from infra.terraform.runner import PlanProgress, format_plan_summary, plan_summary
     from infra.terraform.saved_plan import write_record
 
+    if args.offline and not getattr(target_of(args), "plans_offline", True):
+        return _check_offline(args)
     out = Path(args.plan_out).resolve() if args.plan_out else None
     if out is not None and out.is_dir():
         raise BadInput(f"--out: a directory (got {args.plan_out!r}); on `plan`, --out names the saved plan's file "
@@ -294,7 +312,8 @@ def _stack_args(p: argparse.ArgumentParser, verb: str) -> None:
     _root_args(p, verb)
     target_arg(p, verb)
     p.add_argument("--offline", action="store_true",
-                   help="use the bundled AWS provider instead of the registry (always on for the emulator)")
+                   help="use the bundled AWS provider instead of the registry (always on for the emulator); "
+                        "gcp: render and run the offline checks (checkov, ...) only")
     if verb == "render":
         return
     p.add_argument("--provider-mirror", metavar="DIR",

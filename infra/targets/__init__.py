@@ -1,6 +1,7 @@
 """Where a stack is deployed: one module per target, each implementing `Target` (base.py).
 
 emulator.py (the default: Terraform against the local AWS emulator), aws.py (real AWS),
+gcp.py (real GCP; offline: render and the checks in gcp_offline.py),
 local/ (the runtime on this machine: replicas behind HAProxy, the local autoscaler). base.py
 holds the interface and what the Terraform targets share. `TARGETS` is the registry the CLI
 reads: its `--target` choices are the targets that list a command among their verbs.
@@ -14,15 +15,21 @@ from infra.target_names import DEFAULT
 from infra.targets.aws import AwsTarget
 from infra.targets.base import Prepared, Target
 from infra.targets.emulator import EmulatorTarget
+from infra.targets.gcp import GcpTarget
 from infra.targets.local import LocalTarget
 from runtime.errors import BadInput
 
-TARGETS: dict[str, Target] = {t.name: t for t in (EmulatorTarget(), AwsTarget(), LocalTarget())}
+TARGETS: dict[str, Target] = {t.name: t for t in (EmulatorTarget(), AwsTarget(), GcpTarget(), LocalTarget())}
 
 
 def names_for(verb: str) -> list[str]:
     """The targets that answer the CLI command `verb`, in registry order."""
     return [name for name, t in TARGETS.items() if verb in t.verbs]
+
+
+def names_for_cloud(cloud: str) -> list[str]:
+    """The Terraform targets that deploy a spec of `cloud` ("aws": emulator, aws; "gcp": gcp)."""
+    return [name for name, t in TARGETS.items() if cloud in getattr(t, "clouds", ())]
 
 
 def get_target(name: str, verb: str | None = None) -> Target:

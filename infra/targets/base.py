@@ -111,9 +111,32 @@ class Prepared:
 
 
 class TerraformTarget(Target):
-    """A target whose stack is a Terraform root rendered by infra.render (the AWS root for now)."""
+    """A target whose stack is a Terraform root rendered by infra.render (an AWS or a GCP root).
+
+    `clouds`: the spec clouds it deploys (a spec for another cloud is refused when loaded).
+    `plans_offline`: whether `plan --offline` still runs Terraform's plan (with a bundled
+    provider); a target without one checks the rendered root offline instead (`check_offline`).
+    """
 
     verbs = RENDER_VERBS
+    clouds: ClassVar[tuple[str, ...]] = ("aws",)
+    plans_offline: ClassVar[bool] = True
+
+    def load(self, spec_path: str):
+        """The resolved stack, refused (BadInput naming --target) when it is for a cloud this target does not deploy."""
+        from runtime.errors import BadInput
+
+        stack = super().load(spec_path)
+        if stack.spec.cloud not in self.clouds:
+            from infra.targets import names_for_cloud
+
+            others = ", ".join(names_for_cloud(stack.spec.cloud)) or "none yet"
+            raise BadInput(f"--target: the {self.name} target deploys {'/'.join(self.clouds)} stacks (got cloud "
+                           f"{stack.spec.cloud!r} in {spec_path}; targets for it: {others})")
+        return stack
+
+    def check_offline(self, stack, out_dir: Path | None = None, progress: Callable[[str], None] | None = None) -> list:
+        raise self._missing("check_offline")
 
     def render(self, stack, out_dir: Path | None = None) -> Path:
         from infra.render import render

@@ -95,6 +95,7 @@ def ensure_offline_cli_config() -> Path:
 #   DIR/HOST/NAMESPACE/TYPE/VERSION/OS_ARCH/terraform-provider-TYPE_v...    (unpacked)
 MIRROR_ENV = "GPUFLEET_PROVIDER_MIRROR"
 AWS_SOURCE = "registry.terraform.io/hashicorp/aws"
+GOOGLE_SOURCE = "registry.terraform.io/hashicorp/google"
 _PACKED = re.compile(r"^terraform-provider-(?P<type>[a-z0-9-]+)_(?P<version>[0-9][^_]*)_(?P<platform>[a-z0-9]+_[a-z0-9]+)\.zip$")
 
 
@@ -166,11 +167,12 @@ def _hcl_string(value: str, flag: str) -> str:
 
 
 def user_mirror_cli_config(mirror: Path | str, constraint: str | None = None, flag: str = "--provider-mirror",
-                           who: str = "this stack") -> Path:
+                           who: str = "this stack", source: str = AWS_SOURCE) -> Path:
     """Check a user's mirror and write (once) a CLI config that installs providers only from it.
 
-    BadInput, before anything runs, when the directory is missing, holds no AWS provider for
-    this platform, or none meeting `constraint` (the version the target's root pins). The
+    BadInput, before anything runs, when the directory is missing, holds no provider `source`
+    (AWS's unless told) for this platform, or none meeting `constraint` (the version the
+    target's root pins). The
     config routes every provider source found in the mirror to it (the registry is never
     asked for them) and shares gpufleet's plugin cache. Returns the config's path.
     """
@@ -178,17 +180,19 @@ def user_mirror_cli_config(mirror: Path | str, constraint: str | None = None, fl
     if not mirror.is_dir():
         raise BadInput(f"{flag}: not a directory (got {str(mirror)!r})")
     mirror = mirror.resolve()
-    where = f"{mirror}/{AWS_SOURCE}/"
-    versions = mirrored_versions(mirror)
+    where = f"{mirror}/{source}/"
+    ptype = source.rsplit("/", 1)[-1]
+    label = "AWS provider" if source == AWS_SOURCE else f"{source.split('/', 1)[1]} provider"
+    versions = mirrored_versions(mirror, source)
     if not versions:
         raise BadInput(
-            f"{flag}: no AWS provider for {this_platform()} in the mirror (got {str(mirror)!r}; expected "
-            f"{where}terraform-provider-aws_VERSION_{this_platform()}.zip or {where}VERSION/{this_platform()}/, "
+            f"{flag}: no {label} for {this_platform()} in the mirror (got {str(mirror)!r}; expected "
+            f"{where}terraform-provider-{ptype}_VERSION_{this_platform()}.zip or {where}VERSION/{this_platform()}/, "
             "as `terraform providers mirror DIR` writes them)"
         )
     if constraint and not any(satisfies(v, constraint) for v in versions):
         raise BadInput(
-            f"{flag}: the mirror holds no AWS provider that {who} accepts (got {', '.join(versions)} in "
+            f"{flag}: the mirror holds no {label} that {who} accepts (got {', '.join(versions)} in "
             f"{str(mirror)!r}; allowed: {constraint})"
         )
     root = tool_dir() / "terraform"

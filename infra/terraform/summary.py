@@ -9,6 +9,9 @@ in this order:
 4. one row per fleet (the training fleet, each serving pool): instance type, GPU model, GPUs
    per instance, and GPUs at min / desired / max. Sizes are the plan's values for the fleet's
    Auto Scaling group (`before -> after` where the plan changes them), else the spec's.
+   On GCP one row per managed instance group (a regional group holds spot or on-demand VMs,
+   not both: a pool that mixes them is two groups behind one backend service, which a line
+   under the table says), with the spec's sizes.
 
 Pure: no Terraform, no files; `markdown_summary` returns the text.
 """
@@ -18,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from infra.spec.gpus import AWS_GPU_FAMILIES
+from infra.spec.gpus import AWS_GPU_FAMILIES, GCP_ACCELERATORS
 
 ASG_TYPE = "aws_autoscaling_group"
 SIZE_FIELDS = ("min_size", "desired_capacity", "max_size")
@@ -33,10 +36,37 @@ class Fleet:
     instance_type: str
     gpus_per_instance: int
     sizes: tuple[int, int, int]  # min, desired, max from the spec
+    gpu: str | None = None  # the GPU model; None: from the AWS instance type
+
+
+def _gcp_fleets(gcp) -> list[Fleet]:
+    fleets = []
+    for f in gcp.fleets:
+        accel = GCP_ACCELERATORS[f.accelerator]
+        label = "training" if f.role == "train" else f"serving pool `{f.pool}`"
+        machine = f.machine_type + (f" + {f.gpus} x {f.accelerator}" if f.attached else "")
+        for g in f.groups:
+            kind = f" ({'spot' if g.spot else 'on-demand'})" if len(f.groups) > 1 else ""
+            fleets.append(Fleet(label + kind, g.name, machine, f.gpus, (g.min, g.desired, g.max),
+                                f"{accel.gpu} ({accel.gpu_memory_gib} GiB)"))
+    return fleets
+
+
+def gcp_notes(stack) -> list[str]:
+    """A line per GCP serving pool that runs as an on-demand and a spot group."""
+    gcp = getattr(stack, "gcp", None)
+    if gcp is None:
+        return []
+    return [f"- Serving pool `{f.pool}` mixes on-demand and spot VMs, which a GCP managed instance group cannot: it runs "
+            "as " + " and ".join(f"`{g.name}` ({'spot' if g.spot else 'on-demand'}, {g.min}-{g.max})" for g in f.groups)
+            + ", both behind the pool's one backend service."
+            for f in gcp.pools if len(f.groups) > 1]
 
 
 def fleets_of(stack) -> list[Fleet]:
     """The fleets of a resolved stack (infra.spec.resolve.ResolvedStack), training first."""
+    if getattr(stack, "gcp", None) is not None:
+        return _gcp_fleets(stack.gcp)
     fleets = []
     if stack.training_group:
         t = stack.spec.training
@@ -161,12 +191,16 @@ def markdown_summary(plan: dict, stack, target: str) -> str:
         lines.append("")
     fleets = fleets_of(stack)
     if fleets:
+        group = "managed instance group" if getattr(stack, "gcp", None) is not None else "Auto Scaling group"
         lines += ["### GPU fleets", "",
-                  "| fleet | Auto Scaling group | instance type | GPU | GPUs per instance | GPUs min | GPUs desired | GPUs max |",
+                  f"| fleet | {group} | instance type | GPU | GPUs per instance | GPUs min | GPUs desired | GPUs max |",
                   "| --- | --- | --- | --- | ---: | ---: | ---: | ---: |"]
         for f in fleets:
             cells = [_cell(b, a, f.gpus_per_instance) for b, a in planned_sizes(plan, f)]
-            lines.append(f"| {f.label} | `{f.group}` | {f.instance_type} | {gpu_model(f.instance_type)} | "
+            lines.append(f"| {f.label} | `{f.group}` | {f.instance_type} | {f.gpu or gpu_model(f.instance_type)} | "
                          f"{f.gpus_per_instance} | " + " | ".join(cells) + " |")
         lines.append("")
+        notes = gcp_notes(stack)
+        if notes:
+            lines += [*notes, ""]
     return "\n".join(lines)

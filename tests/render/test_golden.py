@@ -22,7 +22,11 @@ from infra.spec import load_stack
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden"
 EXAMPLES = sorted((ROOT / "examples").glob("aws-*.yaml"))
+GCP_EXAMPLES = sorted((ROOT / "examples").glob("gcp-*.yaml"))
 TARGETS = {"emulator": "", "aws": "-aws"}
+# Every AWS example for each AWS target (the golden folder's suffix), every GCP example for gcp.
+CASES = [(example, target, suffix) for example in EXAMPLES for target, suffix in TARGETS.items()] + [
+    (example, "gcp", "") for example in GCP_EXAMPLES]
 
 
 MODULE_HASHES = "modules.sha256"
@@ -41,11 +45,10 @@ def golden_view(files: dict[str, bytes]) -> dict[str, bytes]:
     return view
 
 
-@pytest.mark.parametrize("target", list(TARGETS))
-@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
-def test_render_matches_golden(example, target):
+@pytest.mark.parametrize("example, target, suffix", CASES, ids=[f"{e.stem}-{t}" for e, t, _ in CASES])
+def test_render_matches_golden(example, target, suffix):
     files = golden_view(rendered(example, target))
-    folder = GOLDEN / (example.stem + TARGETS[target])
+    folder = GOLDEN / (example.stem + suffix)
     if os.environ.get("GPUFLEET_UPDATE_GOLDEN"):
         for rel, data in files.items():
             (folder / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -87,7 +87,9 @@ def test_generated_strings_survive_terraform(tmp_path_factory, values):
 
 def test_every_template_value_goes_through_the_filter():
     """A `{{ ... }}` in a Terraform template must end in `| hcl` (or `| hcl_ident` for references)."""
-    for path in (ROOT / "templates" / "aws").glob("*.tf.j2"):
+    paths = [*(ROOT / "templates" / "aws").glob("*.tf.j2"), *(ROOT / "templates" / "gcp").glob("*.tf.j2")]
+    assert any(p.parent.name == "gcp" for p in paths)
+    for path in paths:
         for expr in re.findall(r"\{\{(.*?)\}\}", path.read_text(), re.S):
             assert re.search(r"\|\s*(hcl|hcl_ident)\s*$", expr.strip()), f"{path.name}: {{{{{expr}}}}} is not escaped"
 

@@ -35,7 +35,12 @@ def cmd_validate(args) -> int:
         parts.append(f"training {t.nodes.min}-{t.nodes.max} x {t.instance_type} ({r.training_gpus_per_node} GPU each)")
     for p in r.pools:
         parts.append(f"serving pool {p.name} {p.size.min}-{p.size.max} x {p.instance_type} (weight {p.weight})")
-    print(f"ok: stack {r.name} on {r.spec.cloud} {r.spec.region}: " + "; ".join(parts))
+    where = f"{r.spec.cloud} {r.spec.region}"
+    if r.gcp is not None:
+        where += f" (project {r.gcp.project}, zones {', '.join(r.gcp.zones)})"
+        parts += [f"group {g.name} {g.min}-{g.max} {'spot' if g.spot else 'on-demand'}"
+                  for f in r.gcp.fleets for g in f.groups]
+    print(f"ok: stack {r.name} on {where}: " + "; ".join(parts))
     return EXIT_OK
 
 

@@ -105,6 +105,10 @@ def cmd_render(args) -> int:
 def _check_offline(args) -> int:
     """`plan --offline` on a target without an offline provider (gcp): render, then the offline
     checks; exit 0 when none failed (skipped ones say why), 1 otherwise."""
+    for flag, value in (("--out", args.plan_out), ("--summary", args.summary), ("--endpoint", args.endpoint)):
+        if value:
+            raise BadInput(f"{flag}: --offline on the {args.target} target makes no plan, it renders and checks the root "
+                           f"(got {flag} {value})")
     target = target_of(args)
     stack = target.load(args.spec)
     mirror = args.provider_mirror or os.environ.get(MIRROR_ENV)

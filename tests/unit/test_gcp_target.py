@@ -172,3 +172,10 @@ def test_plan_summary_lists_each_group_and_says_why_two():
             "NVIDIA T4 (16 GiB) | 1 | 1 | 1 | 7 |") in md
     assert ("runs as `gcp-fleet-serve-main-ondemand` (on-demand, 1-1) and `gcp-fleet-serve-main-spot` (spot, 1-7), "
             "both behind the pool's one backend service") in md
+
+
+@pytest.mark.parametrize("flag", [["--out", "plan.tfplan"], ["--summary", "s.md"], ["--endpoint", "http://127.0.0.1:1"]])
+def test_plan_offline_refuses_what_it_would_ignore(no_credentials, capsys, flag):
+    assert main(["plan", str(EXAMPLE), "--target", "gcp", "--offline", *flag]) == 2
+    assert f"{flag[0]}: --offline on the gcp target makes no plan" in capsys.readouterr().err
+    assert not (no_credentials / "build").exists()

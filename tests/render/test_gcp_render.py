@@ -182,8 +182,9 @@ def test_startup_script(fleet, tmp_path):
     compile(fetcher, "fetch", "exec")
 
 
-def test_rendered_root_is_formatted_and_self_contained(tmp_path):
-    out = render(load_stack(WEIGHTED), tmp_path / "root", target="gcp")
+@pytest.mark.parametrize("example", [FLEET, WEIGHTED], ids=lambda p: p.stem)
+def test_rendered_root_is_formatted_and_self_contained(example, tmp_path):
+    out = render(load_stack(example), tmp_path / "root", target="gcp")
     sources = set(re.findall(r'source\s*=\s*"([^"]+)"', (out / "main.tf").read_text()))
     assert sources == {"./modules/gcp/storage", "./modules/gcp/iam", "./modules/gcp/network", "./modules/gcp/gpu-mig",
                        "./modules/gcp/lb"}
@@ -192,8 +193,9 @@ def test_rendered_root_is_formatted_and_self_contained(tmp_path):
     fmt = subprocess.run([sys.executable, "-m", "infra.terraform.embedded", f"-chdir={out}", "fmt", "-check", "-recursive"],
                          capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "TF_CLI_CONFIG_FILE": "/dev/null"})
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+    stack = load_stack(example)
     assert json.loads((out / "terraform.tfvars.json").read_text()) == {
-        "project": "my-ml-project", "region": "europe-west4", "force_destroy_artifacts": False}
+        "project": "my-ml-project", "region": stack.spec.region, "force_destroy_artifacts": False}
 
 
 def test_render_refuses_a_target_of_another_cloud():

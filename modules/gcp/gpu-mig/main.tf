@@ -79,8 +79,6 @@ resource "google_compute_instance_template" "this" {
   lifecycle {
     create_before_destroy = true
   }
-
-  #checkov:skip=CKV_GCP_38:The boot disk holds the OS, the runtime and caches, encrypted with Google-managed keys; artifacts live in the bucket, which takes a KMS key (storage module) where a customer-managed key is required.
 }
 
 # Auto-healing: the group recreates a VM whose runtime stops answering (serving fleets).

@@ -4,7 +4,7 @@ A `Target` has a `name` (from infra.target_names), a one-line `summary` for `--t
 and the set of CLI `verbs` it answers; the CLI offers `--target NAME` on a command only where
 the target lists the verb, and calls the method of the same name.
 
-- Targets that deploy a rendered root (`emulator`, `aws`; then `gcp`; `kubernetes` with
+- Targets that deploy a rendered root (`emulator`, `aws`, `gcp`; then `kubernetes` with
   manifests): `render`, and `prepare` (render plus what the engine needs: the emulator, its
   state check, credentials, a provider mirror) followed by `plan`, `apply` (of a saved plan,
   or planning as it goes), `refresh`, `drift`, `destroy`, `outputs` on the result.
@@ -135,7 +135,10 @@ class TerraformTarget(Target):
                            f"{stack.spec.cloud!r} in {spec_path}; targets for it: {others})")
         return stack
 
-    def check_offline(self, stack, out_dir: Path | None = None, progress: Callable[[str], None] | None = None) -> list:
+    def check_offline(self, stack, out_dir: Path | None = None, progress: Callable[[str], None] | None = None,
+                      provider_mirror: Path | None = None) -> list:
+        """`plan --offline` where no offline provider exists: render, then check the root (results, each
+        passed, failed or skipped with why)."""
         raise self._missing("check_offline")
 
     def render(self, stack, out_dir: Path | None = None) -> Path:

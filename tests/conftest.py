@@ -123,3 +123,43 @@ def fake_imds():
     yield make
     for s in servers:
         s.close()
+
+
+@pytest.fixture(scope="session")
+def gcs_endpoint():
+    """A GCS emulator (tests/gcs_emulator.py) in its own process on 127.0.0.1 and a free port for
+    the whole session; yields its URL and stops it by pid. Tests keep apart by bucket name."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("gcp_storage_emulator", reason="the GCS emulator comes with the dev extra")
+    pytest.importorskip("google.cloud.storage", reason="gs:// locations need the gcp extra")
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("gcs_emulator.py"))],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(proc.stdout.readline())
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def gcs_bucket(gcs_endpoint, request):
+    """A new, empty bucket on the GCS emulator named after the test; yields its name."""
+    import re
+    import uuid
+
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-") + "-" + uuid.uuid4().hex[:6]
+    client = storage.Client(project="test", credentials=AnonymousCredentials(),
+                            client_options={"api_endpoint": gcs_endpoint})
+    client.create_bucket(name)
+    yield name

@@ -42,7 +42,7 @@ class TrainConfig:
     dtype: str = "float32"
     nproc: int = 1
     max_restarts: int = 0
-    checkpoint_dir: str | None = None  # local dir or s3://bucket/prefix; default OUT/checkpoints
+    checkpoint_dir: str | None = None  # local dir, s3:// or gs://bucket/prefix; default OUT/checkpoints
     checkpoint_every: int = 0          # steps; 0 = only at the end of each epoch and on SIGTERM
     keep: int = 3
     async_checkpoint: bool = True

@@ -1,4 +1,5 @@
-# Plan-level assertions on the storage module with a mocked AWS provider (no server).
+# Plan-level assertions on the storage module for AWS provider 3.x (modules/aws/storage/provider-v3)
+# with a mocked AWS provider (no server).
 mock_provider "aws" {
   mock_resource "aws_s3_bucket" {
     defaults = {

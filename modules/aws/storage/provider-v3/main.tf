@@ -1,9 +1,12 @@
+# The storage module for AWS provider 3.x (the emulator target's offline 3.39): the same
+# inputs, outputs and bucket as ../ (a test holds variables.tf and outputs.tf identical), spelled
+# with what 3.x has. Versioning, encryption and lifecycle are inline blocks, and objects are
+# aws_s3_bucket_object: the split aws_s3_bucket_* resources and aws_s3_object do not exist in 3.x.
 locals {
-  kms_key_id = var.kms_key_arn == "" ? null : var.kms_key_arn
+  kms_key_id  = var.kms_key_arn == "" ? null : var.kms_key_arn
+  object_keys = sort([for o in aws_s3_bucket_object.this : o.key])
 }
 
-# Versioning, encryption and lifecycle are inline blocks: the split aws_s3_bucket_* resources
-# do not exist in provider 3.39, and the inline blocks are still accepted (deprecated) in 5.x.
 resource "aws_s3_bucket" "this" {
   bucket        = var.bucket == "" ? null : var.bucket
   bucket_prefix = var.bucket == "" ? "${var.name}-artifacts-" : null
@@ -83,7 +86,6 @@ resource "aws_s3_bucket_policy" "this" {
   depends_on = [aws_s3_bucket_public_access_block.this]
 }
 
-# aws_s3_bucket_object exists in 3.39 and (deprecated) in 5.x; aws_s3_object is 4.x+ only.
 resource "aws_s3_bucket_object" "this" {
   for_each = var.objects
 

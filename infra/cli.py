@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from infra.target_names import DEFAULT
+from infra.target_names import DEFAULT, EMULATOR
 from runtime.errors import EXIT_FAILED, EXIT_OK, BadInput, OperationFailed, run_command
 from runtime.train.rules import WORKLOADS
 
@@ -60,18 +60,27 @@ def cmd_render(args) -> int:
     return EXIT_OK
 
 
-def _prepare(args, recreate: bool = False):
-    target = _target(args)
+def _prepare(args, recreate: bool = False, target=None):
+    target = target or _target(args)
     prepared, started = target.prepare(
         target.load(args.spec), Path(args.out) if args.out else None, offline=args.offline, recreate=recreate
     )
     if started:
         _say(f"started the AWS emulator on {prepared.emulator.endpoint} (stop it with `gpufleet emulator stop`)")
+    _require_state_backend(prepared, args.spec)
     tf = prepared.terraform
     t0 = time.monotonic()
     if tf.init():
         _say(f"terraform init ({tf.description}) in {time.monotonic() - t0:.1f}s")
     return prepared
+
+
+def _require_state_backend(prepared, spec: str) -> None:
+    """Before init: a remote state's bucket (and lock table) must exist, else exit 2 saying how to make it."""
+    if prepared.stack.backend is not None:
+        from infra.state.backend import endpoint_for, require
+
+        require(prepared.stack.backend, endpoint_for(prepared.target, prepared.emulator), spec)
 
 
 def cmd_plan(args) -> int:
@@ -164,6 +173,38 @@ def cmd_emulator(args) -> int:
             print(json.dumps({"running": False}))
             return EXIT_FAILED if args.check else EXIT_OK
         print(json.dumps({"running": True, "endpoint": info.endpoint, "pid": info.pid, "run_id": info.run_id}))
+    return EXIT_OK
+
+
+def cmd_state(args) -> int:
+    """`state bootstrap`: create the S3 backend's bucket (and lock table); `state unlock`: release a lock."""
+    from infra.targets import get_target
+
+    target = get_target(args.target, "plan")
+    stack = target.load(args.spec)
+    if stack.backend is None:
+        raise BadInput(f"backend.type: `gpufleet state` needs an s3 backend (got 'local' in {args.spec}; the state "
+                       "is a file in the rendered root)")
+    if args.action == "unlock":
+        if not args.lock_id:
+            raise BadInput("lock_id: required to unlock (got nothing; allowed: the lock ID a locked plan or apply printed)")
+        prepared = _prepare(args, target=target)
+        res = prepared.terraform.run("force-unlock", "-force", "-no-color", args.lock_id)
+        if res.rc != 0:
+            raise OperationFailed(f"releasing lock {args.lock_id} failed:\n{(res.stderr or res.stdout).strip()}")
+        print(f"released lock {args.lock_id} on {stack.backend.uri}")
+        return EXIT_OK
+    from infra.state.backend import bootstrap, endpoint_for
+
+    info = None
+    if target.name == EMULATOR:
+        from infra import emulator
+
+        info, started = emulator.start()
+        if started:
+            _say(f"started the AWS emulator on {info.endpoint} (stop it with `gpufleet emulator stop`)")
+    for line in bootstrap(stack.backend, endpoint_for(target.name, info)):
+        print(line)
     return EXIT_OK
 
 
@@ -322,6 +363,18 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("action", choices=("start", "stop", "status"))
     p.add_argument("--check", action="store_true", help="status: exit 1 when not running")
     p.set_defaults(func=cmd_emulator)
+
+    p = sub.add_parser("state", help="the stack's remote state: create its S3 bucket, release a stuck lock",
+                       description="bootstrap  create the s3 backend's bucket (versioned, encrypted, public access "
+                                   "blocked) and, with lock dynamodb, its table; idempotent\n"
+                                   "unlock     release a lock whose run died (the ID that a locked plan or apply printed)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("action", choices=("bootstrap", "unlock"))
+    p.add_argument("spec", help="the stack spec (YAML) whose backend: names the state")
+    p.add_argument("lock_id", nargs="?", help="unlock: the lock's ID")
+    p.add_argument("--out", help="unlock: the rendered root's directory (default build/<name>/)")
+    _target_arg(p, "plan")
+    p.set_defaults(func=cmd_state, offline=False)
 
     p = sub.add_parser("run", help="run an instance's role (train or serve) from its runtime config")
     p.add_argument("--config", required=True, help="the resolved runtime config JSON that infra rendered")

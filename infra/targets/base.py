@@ -91,7 +91,9 @@ class Prepared:
     emulator: Any = None  # infra.emulator.EmulatorInfo, for the emulator target
 
     def has_state(self) -> bool:
-        return (self.workdir / STATE_FILE).is_file()
+        """Whether there may be something to destroy: a local state file, or any remote backend
+        (its state is not read here; Terraform finds out)."""
+        return self.stack.backend is not None or (self.workdir / STATE_FILE).is_file()
 
 
 class TerraformTarget(Target):

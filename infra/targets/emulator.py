@@ -89,11 +89,12 @@ class EmulatorTarget(TerraformTarget):
                 raise OperationFailed("the emulator is not running: `gpufleet emulator start`")
             info, started = emulator.start()
         check_state(workdir, info.run_id, recreate=recreate)
-        override = render_emulator_override(info.endpoint, AWS_PROVIDERS[self.name].major).encode()
+        # the provider, and an S3 state backend if the stack has one, point at the emulator
+        override = render_emulator_override(info.endpoint, AWS_PROVIDERS[self.name].major, stack.backend).encode()
         path = workdir / EMULATOR_OVERRIDE
         if not path.is_file() or path.read_bytes() != override:
             path.write_bytes(override)
-        tf = Terraform(workdir, offline=True, extra_env=dict(EMULATOR_ENV))
+        tf = Terraform(workdir, offline=True, extra_env=dict(EMULATOR_ENV), reconfigure=stack.backend is not None)
         return Prepared(stack, self.name, workdir, tf, info), started
 
     def apply(self, prepared: Prepared, progress=None) -> None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from infra.state.lock import StateLocked, lock_info
 from infra.terraform.mirror import ensure_offline_cli_config, tool_dir
 from runtime.errors import BadInput, OperationFailed
 
@@ -111,6 +112,10 @@ class Terraform:
     extra_env: dict[str, str | None] = field(default_factory=dict)  # None removes a variable
     argv: list[str] = field(default_factory=list)
     description: str = ""
+    # init -reconfigure: take the backend settings as they are now without migrating state. Only
+    # for the emulator, whose backend endpoint changes with each emulator run (and whose old
+    # state went with that run); elsewhere a changed backend stops init, so no state is lost.
+    reconfigure: bool = False
 
     def __post_init__(self):
         if not self.argv:
@@ -158,7 +163,7 @@ class Terraform:
         fingerprint = self._init_fingerprint()
         if not force and marker.is_file() and marker.read_text() == fingerprint:
             return False
-        res = self.run("init", "-input=false", "-no-color")
+        res = self.run("init", "-input=false", "-no-color", *(["-reconfigure"] if self.reconfigure else []))
         if res.rc != 0:
             raise TerraformFailed("init", [], res.stderr or res.stdout)
         marker.parent.mkdir(exist_ok=True)
@@ -184,7 +189,7 @@ class Terraform:
             args.append("-destroy")
         res = self.run(*args)
         if res.rc != 0:
-            raise TerraformFailed("plan", _json_diagnostics(res.stdout), res.stderr)
+            raise _failure("plan", _json_diagnostics(res.stdout), res.stderr)
         return self.show(out)
 
     def show(self, planfile: str) -> dict:
@@ -223,7 +228,14 @@ class Terraform:
 
         res = self.run(*args, stream=on_line)
         if res.rc != 0:
-            raise TerraformFailed(command, diagnostics, res.stderr)
+            raise _failure(command, diagnostics, res.stderr)
+
+
+def _failure(command: str, diagnostics: list[Diagnostic], raw: str) -> OperationFailed:
+    """The error for a failed command: StateLocked (naming the lock's holder) when another run
+    holds the state's lock, else TerraformFailed with the diagnostics."""
+    info = lock_info(diagnostics, raw)
+    return StateLocked(command, info) if info else TerraformFailed(command, diagnostics, raw)
 
 
 def _json_diagnostics(stdout: str) -> list[Diagnostic]:

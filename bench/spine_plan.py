@@ -59,7 +59,7 @@ def main() -> int:
         rows: dict[str, list[float]] = {k: [] for k in ("render", "plan", "tf_plan_show", "tf_init_plan")}
         for i in range(args.rounds):
             rows["render"].append(timed([*gpufleet, "render", args.spec, "--out", str(out)]))
-            rows["plan"].append(timed([*gpufleet, "plan", args.spec, "--out", str(out)]))
+            rows["plan"].append(timed([*gpufleet, "plan", args.spec, "--root", str(out)]))
             t = timed([*tf_argv, "plan", "-input=false", "-no-color", "-out=tfplan"], env=env)
             t += timed([*tf_argv, "show", "-json", "tfplan"], env=env)
             rows["tf_plan_show"].append(t)

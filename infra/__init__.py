@@ -1,18 +1,28 @@
 """gpufleet infra: stack spec -> Terraform -> a running (or emulated) cloud stack.
 
 The way data flows: `infra.spec` validates the YAML into a resolved model, `infra.render`
-writes a Terraform root under build/<stack>/, `infra.terraform` runs Terraform on it,
-`infra.emulator` runs the local AWS emulator, `infra.targets` holds one module per deployment
-target (emulator, aws: Terraform; local: the runtime on this machine) behind one interface,
-and `infra.cli` is the `gpufleet` command, which dispatches on it.
+writes a self-contained Terraform root under build/<stack>/ in the current directory,
+`infra.terraform` runs Terraform on it, `infra.emulator` runs the local AWS emulator,
+`infra.targets` holds one module per deployment target (emulator, aws: Terraform; local: the
+runtime on this machine) behind one interface, `infra.scaffold` writes a user's repository
+(`gpufleet init`), and `infra.cli` is the `gpufleet` command, which dispatches on it.
+
+gpufleet is installed into users' environments, so it never writes inside its own package:
+templates and modules are package data read through `infra.assets`, and everything gpufleet
+writes goes under the current directory (`build_dir()`) or where the user says (`--out`).
 """
 
 import os
 from pathlib import Path
 
-# Where templates/ and modules/ live: the repository (or sdist) root beside the packages.
+# The directory holding the infra and runtime packages: a checkout, or site-packages. Read
+# only, to start processes that import them (never written to; not where templates live).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-TEMPLATES_DIR = PROJECT_ROOT / "templates"
-MODULES_DIR = PROJECT_ROOT / "modules"
-# Rendered stacks and the emulator's record; GPUFLEET_BUILD_DIR moves it (tests use a temporary one).
-BUILD_DIR = Path(os.environ.get("GPUFLEET_BUILD_DIR") or PROJECT_ROOT / "build")
+
+
+def build_dir() -> Path:
+    """Where rendered stacks and the emulator's record go: $GPUFLEET_BUILD_DIR, else ./build.
+
+    Read at each call (not at import), relative to the current directory, made absolute.
+    """
+    return Path(os.environ.get("GPUFLEET_BUILD_DIR") or "build").absolute()

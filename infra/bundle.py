@@ -19,6 +19,7 @@ import zipfile
 from pathlib import Path
 
 from infra import PROJECT_ROOT
+from infra.assets import ASSET_PACKAGES
 from runtime import __version__
 
 DIST = "gpufleet"
@@ -37,11 +38,21 @@ def wheel_name() -> str:
 
 
 def _package_files() -> list[tuple[str, Path]]:
+    """The source files of infra and runtime (read where they are installed, never written).
+
+    The templates and modules (infra._templates, infra._modules) are left out: instances run
+    the runtime and never render, and leaving them out keeps the wheel the same bytes whether
+    gpufleet is installed from a wheel (where they sit inside infra/) or editable (where not).
+    """
+    skip = tuple(pkg.replace(".", "/") + "/" for pkg in ASSET_PACKAGES)
     files = []
     for pkg in PACKAGES:
         for path in sorted((PROJECT_ROOT / pkg).rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".j2", ".json", ".typed"):
-                files.append((path.relative_to(PROJECT_ROOT).as_posix(), path))
+            arc = path.relative_to(PROJECT_ROOT).as_posix()
+            if arc.startswith(skip) or not path.is_file() or "__pycache__" in path.parts:
+                continue
+            if path.suffix in (".py", ".j2", ".json", ".typed"):
+                files.append((arc, path))
     return files
 
 

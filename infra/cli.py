@@ -2,7 +2,8 @@
 
 Exit codes: 0 ok, 1 an operation failed (Terraform, the emulator), 2 bad input (a spec, a
 flag, a dataset); bad input is reported as one `error: path: problem` line per problem,
-before anything is written or applied.
+before anything is written or applied. Where 2 means "changes" instead (`plan
+--detailed-exitcode`, `drift`: infra/commands/deploy.py), every error exits 1.
 """
 
 from __future__ import annotations
@@ -10,16 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
-from infra.target_names import DEFAULT, EMULATOR
-from runtime.errors import EXIT_FAILED, EXIT_OK, BadInput, OperationFailed, run_command
+from infra.commands import deploy, state
+from infra.commands.common import say as _say
+from infra.commands.common import target_arg as _target_arg
+from infra.commands.common import target_of as _target
+from runtime.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, run_command
 from runtime.train.rules import WORKLOADS
-
-
-def _say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def _load(args):
@@ -47,118 +46,6 @@ def cmd_schema(args) -> int:
     return EXIT_OK
 
 
-def _target(args):
-    from infra.targets import get_target
-
-    return get_target(args.target, args.command)
-
-
-def cmd_render(args) -> int:
-    target = _target(args)
-    out = target.render(target.load(args.spec), Path(args.out) if args.out else None)
-    print(out)
-    return EXIT_OK
-
-
-def _prepare(args, recreate: bool = False, target=None):
-    target = target or _target(args)
-    prepared, started = target.prepare(
-        target.load(args.spec), Path(args.out) if args.out else None, offline=args.offline, recreate=recreate
-    )
-    if started:
-        _say(f"started the AWS emulator on {prepared.emulator.endpoint} (stop it with `gpufleet emulator stop`)")
-    _require_state_backend(prepared, args.spec)
-    tf = prepared.terraform
-    t0 = time.monotonic()
-    if tf.init():
-        _say(f"terraform init ({tf.description}) in {time.monotonic() - t0:.1f}s")
-    return prepared
-
-
-def _require_state_backend(prepared, spec: str) -> None:
-    """Before init: a remote state's bucket (and lock table) must exist, else exit 2 saying how to make it."""
-    if prepared.stack.backend is not None:
-        from infra.state.backend import endpoint_for, require
-
-        require(prepared.stack.backend, endpoint_for(prepared.target, prepared.emulator), spec)
-
-
-def cmd_plan(args) -> int:
-    from infra.terraform.runner import format_plan_summary, plan_summary
-
-    from infra.targets.base import PLAN_FILE
-
-    prepared = _prepare(args)
-    _say(f"planning stack {prepared.stack.name} for target {args.target} in {prepared.workdir} ...")
-    plan = _target(args).plan(prepared)
-    for line in format_plan_summary(plan_summary(plan)):
-        print(line)
-    print(f"wrote {prepared.workdir / PLAN_FILE}")
-    return EXIT_OK
-
-
-def _confirm_real_cloud(args, verb: str) -> None:
-    if not _target(args).real_cloud or args.yes:
-        return
-    if not sys.stdin.isatty():
-        raise BadInput(f"--yes: required to {verb} on target {args.target} without a terminal to confirm on")
-    answer = input(f"{verb} stack on {args.target}? type 'yes': ")
-    if answer.strip() != "yes":
-        raise OperationFailed(f"{verb} cancelled")
-
-
-def _offer_recreate(args, exc) -> bool:
-    if getattr(args, "recreate", False):
-        return True
-    if sys.stdin.isatty():
-        _say(str(exc))
-        return input("Recreate the stack in the running emulator now? [y/N] ").strip().lower() in ("y", "yes")
-    raise exc
-
-
-def cmd_apply(args) -> int:
-    from infra.targets.emulator import StaleState
-    from infra.terraform.runner import ApplyProgress
-
-    try:
-        prepared = _prepare(args, recreate=args.recreate)
-    except StaleState as exc:
-        if not _offer_recreate(args, exc):
-            return EXIT_FAILED
-        prepared = _prepare(args, recreate=True)
-    _confirm_real_cloud(args, "apply")
-    _say(f"applying stack {prepared.stack.name} to {args.target} ...")
-    t0 = time.monotonic()
-    progress = ApplyProgress(_say)
-    target = _target(args)
-    target.apply(prepared, progress=progress)
-    _say(f"applied {progress.done} resource(s) in {time.monotonic() - t0:.1f}s")
-    print(json.dumps(target.outputs(prepared), indent=2))
-    return EXIT_OK
-
-
-def cmd_destroy(args) -> int:
-    from infra.terraform.runner import ApplyProgress
-
-    # --forget: a state from an earlier emulator run is set aside, leaving nothing to destroy
-    prepared = _prepare(args, recreate=args.forget)
-    if not prepared.has_state():
-        _say(f"nothing to destroy: no state in {prepared.workdir}")
-        return EXIT_OK
-    _confirm_real_cloud(args, "destroy")
-    t0 = time.monotonic()
-    progress = ApplyProgress(_say)
-    _target(args).destroy(prepared, progress=progress)
-    _say(f"destroyed {progress.done} resource(s) in {time.monotonic() - t0:.1f}s")
-    return EXIT_OK
-
-
-def cmd_outputs(args) -> int:
-    prepared = _prepare(args)
-    print(json.dumps(_target(args).outputs(prepared), indent=2))
-    return EXIT_OK
-
-
 def cmd_emulator(args) -> int:
     from infra import emulator
 
@@ -176,36 +63,25 @@ def cmd_emulator(args) -> int:
     return EXIT_OK
 
 
-def cmd_state(args) -> int:
-    """`state bootstrap`: create the S3 backend's bucket (and lock table); `state unlock`: release a lock."""
-    from infra.targets import get_target
+def cmd_init(args) -> int:
+    from infra.scaffold import init
 
-    target = get_target(args.target, "plan")
-    stack = target.load(args.spec)
-    if stack.backend is None:
-        raise BadInput(f"backend.type: `gpufleet state` needs an s3 backend (got 'local' in {args.spec}; the state "
-                       "is a file in the rendered root)")
-    if args.action == "unlock":
-        if not args.lock_id:
-            raise BadInput("lock_id: required to unlock (got nothing; allowed: the lock ID a locked plan or apply printed)")
-        prepared = _prepare(args, target=target)
-        res = prepared.terraform.run("force-unlock", "-force", "-no-color", args.lock_id)
-        if res.rc != 0:
-            raise OperationFailed(f"releasing lock {args.lock_id} failed:\n{(res.stderr or res.stdout).strip()}")
-        print(f"released lock {args.lock_id} on {stack.backend.uri}")
-        return EXIT_OK
-    from infra.state.backend import bootstrap, endpoint_for
-
-    info = None
-    if target.name == EMULATOR:
-        from infra import emulator
-
-        info, started = emulator.start()
-        if started:
-            _say(f"started the AWS emulator on {info.endpoint} (stop it with `gpufleet emulator stop`)")
-    for line in bootstrap(stack.backend, endpoint_for(target.name, info)):
-        print(line)
+    directory = Path(args.directory)
+    for path in init(directory, force=args.force):
+        print(f"wrote {path}")
+    where = "" if directory.resolve() == Path.cwd().resolve() else f"cd {directory} && "
+    _say(f"next: {where}make plan   (the example stack, planned against the local AWS emulator)")
     return EXIT_OK
+
+
+INIT_DESCRIPTION = """\
+Scaffold a repository that keeps stack specs and runs gpufleet in CI:
+  stacks/example.yaml              an example stack spec
+  Makefile                         setup, validate, plan, summary, apply, drift, destroy, bootstrap
+  .github/workflows/gpufleet.yml   plan on pull requests, apply the reviewed plan on main (OIDC)
+  .gitignore
+Existing files are never overwritten without --force: each is named, exit 2, nothing written.
+"""
 
 
 def cmd_run(args) -> int:
@@ -265,24 +141,6 @@ def _delays(text: str) -> list[float]:
     return values
 
 
-def _target_arg(p: argparse.ArgumentParser, verb: str) -> None:
-    """--target, its choices the registered targets that answer `verb` (the first is the default)."""
-    from infra.targets import TARGETS, names_for
-
-    names = names_for(verb)
-    default = DEFAULT if DEFAULT in names else names[0]
-    described = [f"{n} ({'the default: ' if n == default else ''}{TARGETS[n].summary})" for n in names]
-    p.add_argument("--target", choices=names, default=default, help="where the stack goes: " + ", ".join(described))
-
-
-def _stack_args(p: argparse.ArgumentParser, verb: str) -> None:
-    p.add_argument("spec", help="the stack spec (YAML)")
-    p.add_argument("--out", help="the rendered root's directory (default build/<name>/)")
-    _target_arg(p, verb)
-    p.add_argument("--offline", action="store_true",
-                   help="use the bundled AWS provider instead of the registry (always on for the emulator)")
-
-
 def _local_args(p: argparse.ArgumentParser, verb: str) -> None:
     p.add_argument("spec", help="the stack spec (YAML)")
     _target_arg(p, verb)
@@ -326,6 +184,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    p = sub.add_parser("init", help="scaffold a repository: example spec, Makefile, CI workflow, .gitignore",
+                       description=INIT_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("directory", nargs="?", default=".", help="where to write (default: the current directory)")
+    p.add_argument("--force", action="store_true", help="overwrite files that already exist")
+    p.set_defaults(func=cmd_init)
+
     p = sub.add_parser("validate", help="check a stack spec and report every problem")
     p.add_argument("spec")
     p.set_defaults(func=cmd_validate)
@@ -333,48 +197,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("schema", help="print the stack spec's JSON Schema (for editors)")
     p.set_defaults(func=cmd_schema)
 
-    p = sub.add_parser("render", help="write the stack's Terraform root (default build/<name>/)")
-    _stack_args(p, "render")
-    p.set_defaults(func=cmd_render)
-
-    p = sub.add_parser("plan", help="render, terraform init and plan; writes build/<name>/plan.json")
-    _stack_args(p, "plan")
-    p.set_defaults(func=cmd_plan)
-
-    p = sub.add_parser("apply", help="render and apply; prints the outputs")
-    _stack_args(p, "apply")
-    p.add_argument("--recreate", action="store_true",
-                   help="discard a state left from an earlier emulator run and create the stack again")
-    p.add_argument("--yes", action="store_true", help="do not ask for confirmation on a real cloud")
-    p.set_defaults(func=cmd_apply)
-
-    p = sub.add_parser("destroy", help="destroy what apply created")
-    _stack_args(p, "destroy")
-    p.add_argument("--forget", action="store_true",
-                   help="discard a state left from an earlier emulator run instead of failing")
-    p.add_argument("--yes", action="store_true", help="do not ask for confirmation on a real cloud")
-    p.set_defaults(func=cmd_destroy)
-
-    p = sub.add_parser("outputs", help="print the stack's Terraform outputs as JSON")
-    _stack_args(p, "outputs")
-    p.set_defaults(func=cmd_outputs)
+    deploy.register(sub)  # render, plan, apply, destroy, outputs, drift
 
     p = sub.add_parser("emulator", help="the local AWS emulator (moto on 127.0.0.1)")
     p.add_argument("action", choices=("start", "stop", "status"))
     p.add_argument("--check", action="store_true", help="status: exit 1 when not running")
     p.set_defaults(func=cmd_emulator)
 
-    p = sub.add_parser("state", help="the stack's remote state: create its S3 bucket, release a stuck lock",
-                       description="bootstrap  create the s3 backend's bucket (versioned, encrypted, public access "
-                                   "blocked) and, with lock dynamodb, its table; idempotent\n"
-                                   "unlock     release a lock whose run died (the ID that a locked plan or apply printed)",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("action", choices=("bootstrap", "unlock"))
-    p.add_argument("spec", help="the stack spec (YAML) whose backend: names the state")
-    p.add_argument("lock_id", nargs="?", help="unlock: the lock's ID")
-    p.add_argument("--out", help="unlock: the rendered root's directory (default build/<name>/)")
-    _target_arg(p, "plan")
-    p.set_defaults(func=cmd_state, offline=False)
+    state.register(sub)  # bootstrap, unlock
 
     p = sub.add_parser("run", help="run an instance's role (train or serve) from its runtime config")
     p.add_argument("--config", required=True, help="the resolved runtime config JSON that infra rendered")
@@ -417,7 +247,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse's usage error
+        if exc.code == EXIT_BAD_INPUT and deploy.exit_2_means_changes(command, argv):
+            raise SystemExit(EXIT_FAILED) from None
+        raise
     return run_command(args.func, args)
 
 

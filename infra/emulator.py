@@ -1,9 +1,9 @@
 """The AWS emulator: a moto server on 127.0.0.1 that gpufleet starts, records and stops.
 
-State lives in build/emulator.json (pid, port, run id). Each start gets a new run id: moto
-keeps everything in memory, so a Terraform state file written during one run describes
-resources that no longer exist after a restart. `infra.targets` records the run id next to
-each stack's state to detect exactly that.
+State lives in build/emulator.json under the current directory (`infra.build_dir()`: pid,
+port, run id). Each start gets a new run id: moto keeps everything in memory, so a Terraform
+state file written during one run describes resources that no longer exist after a restart.
+`infra.targets` records the run id next to each stack's state to detect exactly that.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from infra import BUILD_DIR
+import infra
 from runtime.errors import OperationFailed
 from runtime.process import pid_alive
 from runtime.store import write_json
@@ -84,9 +84,12 @@ def _free_port() -> int:
 
 
 def _answers(port: int) -> bool:
+    """Whether moto answers on `port`. Asks /moto-api/config, which is cheap and always works:
+    /moto-api/data.json serializes every resource and answers 500 once a launch template has a
+    second version (moto 5.2), which would make a live emulator look dead and be restarted."""
     try:
-        with urllib.request.urlopen(f"http://{HOST}:{port}/moto-api/data.json", timeout=1.0) as resp:
-            return resp.status == 200
+        with urllib.request.urlopen(f"http://{HOST}:{port}/moto-api/config", timeout=2.0) as resp:
+            return resp.status in (200, 201)
     except (urllib.error.URLError, OSError):
         return False
 
@@ -102,9 +105,10 @@ def _record(build_dir: Path) -> EmulatorInfo | None:
         return None
 
 
-def status(build_dir: Path = BUILD_DIR) -> EmulatorInfo | None:
+def status(build_dir: Path | None = None) -> EmulatorInfo | None:
     """The running emulator if it answers, else None. A record whose process is gone is removed;
     one whose process lives but does not answer is kept, so `stop` can still end it by pid."""
+    build_dir = build_dir or infra.build_dir()
     info = _record(build_dir)
     if info is None:
         return None
@@ -114,8 +118,9 @@ def status(build_dir: Path = BUILD_DIR) -> EmulatorInfo | None:
     return info if _answers(info.port) else None
 
 
-def start(build_dir: Path = BUILD_DIR) -> tuple[EmulatorInfo, bool]:
+def start(build_dir: Path | None = None) -> tuple[EmulatorInfo, bool]:
     """Start the emulator unless one is running; (info, started_now)."""
+    build_dir = build_dir or infra.build_dir()
     running = status(build_dir)
     if running:
         return running, False
@@ -146,8 +151,9 @@ def start(build_dir: Path = BUILD_DIR) -> tuple[EmulatorInfo, bool]:
     raise OperationFailed(f"the emulator did not answer within {START_TIMEOUT_S:.0f} s; see {log}")
 
 
-def stop(build_dir: Path = BUILD_DIR) -> bool:
+def stop(build_dir: Path | None = None) -> bool:
     """Stop the recorded emulator by pid, answering or not; False if none was running."""
+    build_dir = build_dir or infra.build_dir()
     info = _record(build_dir)
     _state_file(build_dir).unlink(missing_ok=True)
     if info is None or not pid_alive(info.pid):

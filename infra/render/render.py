@@ -1,9 +1,12 @@
-"""Rendering a resolved stack to a Terraform root directory (build/<stack>/ by default).
+"""Rendering a resolved stack to a self-contained Terraform root (build/<stack>/ under the cwd by default).
 
 Output: main.tf, variables.tf, outputs.tf, providers.tf, terraform.tfvars.json,
-user_data/<role>.sh.tftpl, runtime/<role>.json, bundle/. Files are written to a temporary
-directory first and moved into place one by one, so an error leaves the previous render
-untouched, and Terraform's own files in the directory (.terraform/, state) are kept.
+user_data/<role>.sh.tftpl, runtime/<role>.json, modules/aws/<name>/ (copies of the modules
+main.tf calls, as `./modules/...`: infra.render.modules), bundle/. The directory needs neither
+gpufleet nor its checkout: plain `terraform`/`tofu` can init, plan and apply it elsewhere.
+Rendering is deterministic: an unchanged spec changes no byte. Every file is built first and
+staged in a temporary directory, then moved into place, so an error in rendering leaves the
+previous render untouched, and Terraform's own files in the directory (.terraform/, state) are kept.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from pathlib import Path
 
 import jinja2
 
-from infra import BUILD_DIR, MODULES_DIR, TEMPLATES_DIR
+from infra import build_dir
+from infra.assets import template_loader
 from infra.bundle import bundle_files, wheel_name
 from infra.render.hcl import format_hcl, hcl
+from infra.render.modules import SOURCE_PREFIX, copied_modules
 from infra.render.providers import AWS_PROVIDERS, AwsProvider, spellings
 from infra.render.runtime_config import BUNDLE_PREFIX, TRAINING_HOOK_TIMEOUT_S, runtime_config
 from infra.spec.resolve import (ALB_ALGORITHMS, CUSTOM_METRIC_NAMES, METRIC_NAMESPACE, ResolvedBackend, ResolvedCapacity,
@@ -50,7 +55,7 @@ def _hcl_ident(value: str) -> str:
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        loader=template_loader(),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
@@ -63,7 +68,8 @@ def environment() -> jinja2.Environment:
 
 
 def default_out_dir(r: ResolvedStack) -> Path:
-    return BUILD_DIR / r.name
+    """build/<name>/ under the current directory (or under $GPUFLEET_BUILD_DIR)."""
+    return build_dir() / r.name
 
 
 def _image(fleet) -> dict:
@@ -156,18 +162,17 @@ def _user_data(r: ResolvedStack, role: str, bundle_sha256: str) -> str:
     )
 
 
-def render_files(
-    r: ResolvedStack, target: str = EMULATOR, modules: str | None = None, bundle_sha256: str = "0" * 64,
-    provider: AwsProvider | None = None,
-) -> dict[str, bytes]:
-    """Relative path -> content of every file of the rendered root (without the bundle's bytes).
+def render_files(r: ResolvedStack, target: str = EMULATOR, bundle_sha256: str = "0" * 64,
+                 provider: AwsProvider | None = None) -> dict[str, bytes]:
+    """Relative path -> content of every file of the rendered root, the copied modules included
+    (without the bundle's bytes).
 
     `provider` replaces the target's pinned AWS provider (e.g. 5.x against the emulator).
     """
     if target not in AWS_PROVIDERS:
         raise ValueError(f"unknown render target {target!r} (renders for {', '.join(AWS_PROVIDERS)})")
     provider = provider or AWS_PROVIDERS[target]
-    ctx = _context(r, provider, modules or "MODULES")
+    ctx = _context(r, provider, SOURCE_PREFIX)
     env = environment()
     files: dict[str, bytes] = {}
     for name in ("main.tf", "variables.tf", "outputs.tf", "providers.tf"):
@@ -190,6 +195,7 @@ def render_files(
     for role in roles:
         files[f"user_data/{role}.sh.tftpl"] = _user_data(r, role, bundle_sha256).encode()
         files[f"runtime/{role}.json"] = (json.dumps(runtime_config(r, role), indent=2, sort_keys=True) + "\n").encode()
+    files.update(copied_modules(files["main.tf"].decode()))
     return files
 
 
@@ -205,37 +211,54 @@ def render_emulator_override(endpoint: str, provider_major: int = AWS_PROVIDERS[
 
 
 def write_tree(out_dir: Path, files: dict[str, bytes]) -> None:
-    """Write `files` under out_dir atomically per file; remove files an earlier render wrote that are gone now."""
+    """Write `files` under out_dir; remove files (and folders left empty) an earlier render wrote
+    that are gone now. Files that did not change are not touched (Terraform sees no change).
+
+    Every changed file is staged in a temporary directory beside them first, then each is
+    renamed into place (atomic per file): a failure while staging leaves the directory as it was.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = out_dir / RENDER_MANIFEST
     previous = set(json.loads(manifest_path.read_text())) if manifest_path.is_file() else set()
     staging = Path(tempfile.mkdtemp(prefix=".render-", dir=out_dir))
     try:
+        staged = []
         for rel, data in files.items():
             dest = out_dir / rel
             if dest.is_file() and dest.read_bytes() == data:
-                continue  # unchanged: keep mtime so Terraform sees no change
+                continue
             tmp = staging / rel.replace("/", "__")
             tmp.write_bytes(data)
+            staged.append((tmp, dest))
+        for tmp, dest in staged:
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, dest)
         for rel in sorted(previous - set(files)):
-            (out_dir / rel).unlink(missing_ok=True)
-        tmp_manifest = staging / RENDER_MANIFEST
-        tmp_manifest.write_text(json.dumps(sorted(files), indent=1))
-        os.replace(tmp_manifest, manifest_path)
+            gone = out_dir / rel
+            gone.unlink(missing_ok=True)
+            _remove_empty_parents(gone.parent, out_dir)
+        manifest = json.dumps(sorted(files), indent=1)
+        if not manifest_path.is_file() or manifest_path.read_text() != manifest:
+            tmp_manifest = staging / RENDER_MANIFEST
+            tmp_manifest.write_text(manifest)
+            os.replace(tmp_manifest, manifest_path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _remove_empty_parents(folder: Path, root: Path) -> None:
+    while folder != root and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
 
 
 def render(r: ResolvedStack, out_dir: Path | None = None, target: str = EMULATOR,
            provider: AwsProvider | None = None) -> Path:
     """Render the stack's Terraform root and runtime bundle into out_dir; return out_dir."""
     out = Path(out_dir) if out_dir else default_out_dir(r)
-    modules = os.path.relpath(MODULES_DIR, out.resolve()).replace(os.sep, "/")
     bundle = bundle_files()
     digest = hashlib.sha256(b"".join(bundle[name] for name in sorted(bundle))).hexdigest()
-    files = render_files(r, target, modules, bundle_sha256=digest, provider=provider)
+    files = render_files(r, target, bundle_sha256=digest, provider=provider)
     files.update({f"bundle/{name}": data for name, data in bundle.items()})
     write_tree(out, files)
     if not (provider or AWS_PROVIDERS[target]).emulated:

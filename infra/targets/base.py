@@ -6,7 +6,10 @@ the target lists the verb, and calls the method of the same name.
 
 - Targets that deploy a rendered root (`emulator`, `aws`; then `gcp`; `kubernetes` with
   manifests): `render`, and `prepare` (render plus what the engine needs: the emulator, its
-  state check, credentials) followed by `plan`, `apply`, `destroy`, `outputs` on the result.
+  state check, credentials, a provider mirror) followed by `plan`, `apply` (of a saved plan,
+  or planning as it goes), `refresh`, `drift`, `destroy`, `outputs` on the result. They
+  also answer `state` (the remote state's bucket and lock: infra/commands/state.py, through
+  `prepare` and, for the emulator, `connect`).
   `real_cloud` ones make `apply` and `destroy` ask for confirmation.
 - Targets that run the stack on this machine (`local`): `up`, `down`, `status`, `demo`.
 
@@ -21,8 +24,10 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 STATE_FILE = "terraform.tfstate"
-PLAN_FILE = "plan.json"
-RENDER_VERBS = frozenset({"render", "plan", "apply", "destroy", "outputs"})
+PLAN_FILE = "plan.json"  # `terraform show -json` of the last plan, in the root
+SAVED_PLAN = "tfplan"  # the last plan itself, in the root, unless `plan --out FILE` names another
+DRIFT_PLAN = "drift.tfplan"  # a refresh-only plan, removed once read
+RENDER_VERBS = frozenset({"render", "plan", "apply", "destroy", "outputs", "drift", "state"})
 LOCAL_VERBS = frozenset({"up", "down", "status", "demo"})
 
 
@@ -48,14 +53,22 @@ class Target:
         raise self._missing("render")
 
     def prepare(self, stack, out_dir: Path | None = None, *, offline: bool = False, recreate: bool = False,
-                start_emulator: bool = True) -> tuple["Prepared", bool]:
+                start_emulator: bool = True, cli_config: Path | None = None,
+                endpoint: str | None = None) -> tuple["Prepared", bool]:
         raise self._missing("prepare")
 
-    def plan(self, prepared: "Prepared") -> dict:
+    def plan(self, prepared: "Prepared", out: Path | None = None, progress: Callable[[dict], None] | None = None):
         raise self._missing("plan")
 
-    def apply(self, prepared: "Prepared", progress: Callable[[dict], None] | None = None) -> None:
+    def apply(self, prepared: "Prepared", progress: Callable[[dict], None] | None = None,
+              plan_file: Path | None = None) -> None:
         raise self._missing("apply")
+
+    def refresh(self, prepared: "Prepared", progress: Callable[[dict], None] | None = None) -> None:
+        raise self._missing("refresh")
+
+    def drift(self, prepared: "Prepared", progress: Callable[[dict], None] | None = None) -> dict:
+        raise self._missing("drift")
 
     def destroy(self, prepared: "Prepared", progress: Callable[[dict], None] | None = None) -> None:
         raise self._missing("destroy")
@@ -88,12 +101,17 @@ class Prepared:
     target: str
     workdir: Path
     terraform: Any  # infra.terraform.runner.Terraform
-    emulator: Any = None  # infra.emulator.EmulatorInfo, for the emulator target
+    emulator: Any = None  # infra.emulator.EmulatorInfo or targets.emulator.Endpoint, for the emulator target
 
     def has_state(self) -> bool:
         """Whether there may be something to destroy: a local state file, or any remote backend
         (its state is not read here; Terraform finds out)."""
         return self.stack.backend is not None or (self.workdir / STATE_FILE).is_file()
+
+    @property
+    def emulator_run(self) -> str | None:
+        """Which emulator run this root talks to (None on a real cloud): saved plans record it."""
+        return self.emulator.run_id if self.emulator is not None else None
 
 
 class TerraformTarget(Target):
@@ -106,24 +124,63 @@ class TerraformTarget(Target):
 
         return render(stack, out_dir, target=self.name)
 
+    @property
+    def provider_constraint(self) -> str | None:
+        """The AWS provider versions this target's rendered root accepts (a provider mirror must hold one)."""
+        from infra.render.providers import AWS_PROVIDERS
+
+        provider = AWS_PROVIDERS.get(self.name)
+        return provider.constraint if provider else None
+
+    def mirror_cli_config(self, provider_mirror: Path | str, flag: str = "--provider-mirror") -> Path:
+        """The Terraform CLI config that installs providers from a user's mirror, for `prepare`.
+
+        BadInput (naming `flag`) unless the mirror holds an AWS provider this target's root accepts.
+        """
+        from infra.terraform.mirror import user_mirror_cli_config
+
+        return user_mirror_cli_config(provider_mirror, self.provider_constraint, flag=flag, who=f"the {self.name} target")
+
     def prepare(self, stack, out_dir: Path | None = None, *, offline: bool = False, recreate: bool = False,
-                start_emulator: bool = True) -> tuple[Prepared, bool]:
-        """Render the stack and return a Terraform for it; (prepared, emulator_started_now)."""
+                start_emulator: bool = True, cli_config: Path | None = None,
+                endpoint: str | None = None) -> tuple[Prepared, bool]:
+        """Render the stack and return a Terraform for it; (prepared, emulator_started_now).
+
+        `cli_config`: Terraform's CLI config for a user's provider mirror (`mirror_cli_config`).
+        """
         from infra.terraform.runner import Terraform
+        from runtime.errors import BadInput
 
+        if endpoint is not None:
+            raise BadInput(f"--endpoint: only the emulator target talks to an AWS-compatible endpoint (got --target {self.name})")
         workdir = self.render(stack, out_dir)
-        return Prepared(stack, self.name, workdir, Terraform(workdir, offline=offline)), False
+        return Prepared(stack, self.name, workdir, Terraform(workdir, offline=offline, cli_config=cli_config)), False
 
-    def plan(self, prepared: Prepared) -> dict:
-        """Plan and write the plan as JSON to <root>/plan.json; returns it."""
+    def plan(self, prepared: Prepared, out: Path | None = None, progress: Callable[[dict], None] | None = None):
+        """Plan into `out` (default <root>/tfplan), write `show -json` of it to <root>/plan.json;
+        returns the runner's PlanResult (the plan, and whether Terraform found changes)."""
         from runtime.store import write_json
 
-        plan = prepared.terraform.plan()
-        write_json(prepared.workdir / PLAN_FILE, plan, indent=1)
-        return plan
+        result = prepared.terraform.saved_plan(out or SAVED_PLAN, progress=progress)
+        write_json(prepared.workdir / PLAN_FILE, result.plan, indent=1)
+        return result
 
-    def apply(self, prepared: Prepared, progress: Callable[[dict], None] | None = None) -> None:
-        prepared.terraform.apply(progress=progress)
+    def apply(self, prepared: Prepared, progress: Callable[[dict], None] | None = None,
+              plan_file: Path | None = None) -> None:
+        """Apply `plan_file` exactly (runner.StalePlan if the state moved on), or plan and apply."""
+        prepared.terraform.apply(progress=progress, planfile=str(plan_file) if plan_file else None)
+
+    def refresh(self, prepared: Prepared, progress: Callable[[dict], None] | None = None) -> None:
+        """Record what the cloud reports as the state: the baseline `drift` compares with."""
+        prepared.terraform.refresh(progress=progress)
+
+    def drift(self, prepared: Prepared, progress: Callable[[dict], None] | None = None) -> dict:
+        """A refresh-only plan (writes no state) as `show -json`; infra.terraform.drift reads it."""
+        path = prepared.workdir / DRIFT_PLAN
+        try:
+            return prepared.terraform.saved_plan(path, refresh_only=True, progress=progress).plan
+        finally:
+            path.unlink(missing_ok=True)
 
     def destroy(self, prepared: Prepared, progress: Callable[[dict], None] | None = None) -> None:
         prepared.terraform.destroy(progress=progress)

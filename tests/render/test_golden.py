@@ -2,11 +2,14 @@
 
 Regenerate after an intended change with `GPUFLEET_UPDATE_GOLDEN=1 make test-fast` and review
 the diff like code. The runtime bundle's bytes are not compared (they change with any source
-file); everything Terraform reads is.
+file); everything Terraform reads is. The modules copied into the root (modules/aws/...) are
+compared through `modules.sha256` (sha256sum's format: which modules, which files, what bytes),
+so the modules are reviewed once, in modules/, and each golden root pins their exact copies.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -22,15 +25,26 @@ EXAMPLES = sorted((ROOT / "examples").glob("aws-*.yaml"))
 TARGETS = {"emulator": "", "aws": "-aws"}
 
 
+MODULE_HASHES = "modules.sha256"
+
+
 def rendered(example: Path, target: str) -> dict[str, bytes]:
-    # The module path as `gpufleet render` writes it for the default build/<name>/.
-    return render_files(load_stack(example), target, modules="../../modules")
+    return render_files(load_stack(example), target)
+
+
+def golden_view(files: dict[str, bytes]) -> dict[str, bytes]:
+    """The rendered files as the golden folder holds them: the copied modules as one hash list."""
+    view = {rel: data for rel, data in files.items() if not rel.startswith("modules/")}
+    view[MODULE_HASHES] = "".join(
+        f"{hashlib.sha256(data).hexdigest()}  {rel}\n" for rel, data in sorted(files.items()) if rel.startswith("modules/")
+    ).encode()
+    return view
 
 
 @pytest.mark.parametrize("target", list(TARGETS))
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_render_matches_golden(example, target):
-    files = rendered(example, target)
+    files = golden_view(rendered(example, target))
     folder = GOLDEN / (example.stem + TARGETS[target])
     if os.environ.get("GPUFLEET_UPDATE_GOLDEN"):
         for rel, data in files.items():
@@ -50,16 +64,20 @@ def test_render_is_deterministic():
 
 def test_targets_differ_only_by_provider_major():
     """The emulator (provider 3.39) and aws (5.x, 6.x) roots differ in the provider pin, the
-    emulator's tfvars, and the storage module's variant: nothing else (infra/render/providers.py)."""
+    emulator's tfvars, and the storage module's variant (called and copied): nothing else
+    (infra/render/providers.py)."""
     for example in EXAMPLES:
         emu, aws = rendered(example, "emulator"), rendered(example, "aws")
-        differing = {k for k in emu if emu[k] != aws[k]}
-        assert differing == {"main.tf", "providers.tf", "terraform.tfvars.json"}
+        storage = {k for k in emu.keys() | aws.keys() if k.startswith("modules/aws/storage/")}
+        differing = {k for k in emu.keys() | aws.keys() if emu.get(k) != aws.get(k)}
+        assert differing == {"main.tf", "providers.tf", "terraform.tfvars.json"} | storage
+        assert {k for k in storage if k in emu} == {k for k in storage if k.startswith("modules/aws/storage/provider-v3/")}
+        assert {k for k in storage if k in aws} == {k for k in storage if "/provider-v3/" not in k}
         assert json.loads(aws["terraform.tfvars.json"]).keys() == {"region", "force_destroy_artifacts"}
         assert b'version = "= 3.39.0"' in emu["providers.tf"]
         assert b'version = ">= 5.0, < 7.0"' in aws["providers.tf"]
         main_diff = set(emu["main.tf"].decode().splitlines()) ^ set(aws["main.tf"].decode().splitlines())
-        assert main_diff == {'  source = "../../modules/aws/storage/provider-v3"', '  source = "../../modules/aws/storage"'}
+        assert main_diff == {'  source = "./modules/aws/storage/provider-v3"', '  source = "./modules/aws/storage"'}
 
 
 def test_storage_variants_share_their_interface():

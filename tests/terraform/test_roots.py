@@ -50,14 +50,11 @@ def rendered_roots(tmp_path_factory):
 @pytest.mark.parametrize("argv", BINARIES)
 @pytest.mark.parametrize("example", [p.stem for p in EXAMPLES])
 def test_fmt_init_validate(rendered_roots, example, argv, tmp_path):
+    """A rendered root, copied as it is to another directory, is formatted, inits and validates."""
     if argv == "external":
         argv = [_external()]
-    src = rendered_roots[example]
-    workdir = tmp_path / example
-    shutil.copytree(src, workdir, ignore=shutil.ignore_patterns(".terraform", ".terraform.lock.hcl"))
-    # module sources are relative: keep them pointing at the repository's modules/
-    for tf in workdir.glob("*.tf"):
-        tf.write_text(tf.read_text().replace('"' + _rel(src), '"' + _rel(workdir)))
+    workdir = tmp_path / "elsewhere" / "deeper" / example
+    shutil.copytree(rendered_roots[example], workdir, ignore=shutil.ignore_patterns(".terraform", ".terraform.lock.hcl"))
     tf = Terraform(workdir, offline=True, argv=list(argv), description="test")
     fmt = tf.run("fmt", "-check", "-recursive", "-no-color")
     assert fmt.rc == 0, f"not formatted: {fmt.stdout}{fmt.stderr}"
@@ -66,10 +63,25 @@ def test_fmt_init_validate(rendered_roots, example, argv, tmp_path):
     assert [d.render() for d in diagnostics] == []  # no errors, and no deprecation warnings either
 
 
-def _rel(path: Path) -> str:
-    import os
-
-    return os.path.relpath(ROOT / "modules", path).replace(os.sep, "/")
+def test_rendered_root_stands_alone(tmp_path):
+    """The root needs nothing outside itself: its modules are copied in and called as ./modules/...;
+    with the render directory gone, a copy still inits (offline mirror) and validates."""
+    example = EXAMPLES[0]
+    rendered = render(load_stack(example), tmp_path / "render" / "root", target="emulator")  # pins the mirrored 3.39
+    sources = re.findall(r'source\s*=\s*"([^"]+)"', (rendered / "main.tf").read_text())
+    assert sources and all(s.startswith("./modules/aws/") for s in sources), sources
+    for source in set(sources):
+        copied = rendered / source
+        assert sorted(p.name for p in copied.iterdir()) == sorted(
+            p.name for p in (ROOT / "modules" / source.removeprefix("./modules/")).iterdir() if p.suffix in (".tf", ".md"))
+    moved = tmp_path / "review" / "infra" / "stack"
+    moved.parent.mkdir(parents=True)
+    shutil.move(rendered, moved)
+    shutil.rmtree(tmp_path / "render")
+    tf = Terraform(moved, offline=True, argv=EMBEDDED, description="embedded")
+    assert tf.init()
+    assert (moved / ".terraform" / "modules" / "modules.json").is_file()
+    assert [d.render() for d in tf.validate() if d.severity == "error"] == []
 
 
 def test_modules_are_formatted():

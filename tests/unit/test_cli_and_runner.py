@@ -15,8 +15,8 @@ from infra.spec import parse_stack
 from infra.terraform.runner import Diagnostic, Terraform, format_plan_summary, plan_summary
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = ["validate", "schema", "render", "plan", "apply", "destroy", "outputs", "emulator", "state", "run",
-            "data", "serve", "agent", "train", "up", "down", "status", "demo"]
+COMMANDS = ["init", "validate", "schema", "render", "plan", "apply", "destroy", "outputs", "drift", "emulator",
+            "state", "run", "data", "serve", "agent", "train", "up", "down", "status", "demo"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -33,10 +33,10 @@ def test_missing_spec_is_bad_input(tmp_path, capsys):
 
 def test_real_cloud_apply_needs_confirmation(tmp_path, capsys, monkeypatch):
     """Without a terminal and without --yes, apply to AWS refuses before touching anything."""
-    import infra.cli as cli
+    import infra.commands.deploy as deploy
 
     calls = []
-    monkeypatch.setattr(cli, "_prepare", lambda args, recreate=False: calls.append(args) or _FakePrepared())
+    monkeypatch.setattr(deploy, "prepare", lambda args, recreate=False: calls.append(args) or _FakePrepared())
     monkeypatch.setattr(sys, "stdin", open("/dev/null"))
     assert main(["apply", str(ROOT / "examples/aws-gpu-fleet.yaml"), "--target", "aws"]) == 2
     assert "--yes: required to apply on target aws" in capsys.readouterr().err
@@ -93,7 +93,7 @@ def test_s3_backend_renders_with_locking():
         "backend": {"type": "s3", "bucket": "tf-state-bucket", "key": "gpufleet/remote.tfstate"},
     }
     stack = parse_stack(data)
-    providers = render_files(stack, "aws", "../../modules")["providers.tf"].decode()
+    providers = render_files(stack, "aws")["providers.tf"].decode()
     assert 'backend "s3" {' in providers and 'required_version = ">= 1.10"' in providers
     assert 'use_lockfile = true' in providers and "encrypt      = true" in providers
     assert 'region       = "us-east-1"' in providers and "dynamodb_table" not in providers
@@ -106,10 +106,10 @@ def test_s3_backend_renders_with_locking():
     assert 'backend "s3"' not in render_emulator_override("http://127.0.0.1:5555", 3, None)
 
     ddb = parse_stack({**data, "backend": {**data["backend"], "lock": "dynamodb", "dynamodb_table": "tf-locks"}})
-    providers = render_files(ddb, "aws", "../../modules")["providers.tf"].decode()
+    providers = render_files(ddb, "aws")["providers.tf"].decode()
     assert 'dynamodb_table = "tf-locks"' in providers and "use_lockfile" not in providers
     assert 'required_version = ">= 1.3"' in providers
-    local = render_files(parse_stack({**data, "backend": {"type": "local"}}), "aws", "../../modules")["providers.tf"].decode()
+    local = render_files(parse_stack({**data, "backend": {"type": "local"}}), "aws")["providers.tf"].decode()
     assert "backend" not in local
 
 

@@ -104,7 +104,7 @@ def test_cli_reports_stale_state(tmp_path):
     _state(out, 5)
     (out / RUN_RECORD).write_text("gone-run\n")
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "infra.cli", *args, str(spec), "--out", str(out)],
+        return subprocess.run([sys.executable, "-m", "infra.cli", *args, str(spec), "--root", str(out)],
                               capture_output=True, text=True, env=env, cwd=ROOT, stdin=subprocess.DEVNULL)
 
     try:
@@ -119,3 +119,36 @@ def test_cli_reports_stale_state(tmp_path):
         assert not (out / STATE_FILE).exists() and list(out.glob(f"{STATE_FILE}.stale-*"))
     finally:
         subprocess.run([sys.executable, "-m", "infra.cli", "emulator", "stop"], env=env, cwd=ROOT)
+
+
+def test_status_survives_a_second_launch_template_version(tmp_path):
+    """moto 5.2's /moto-api/data.json answers 500 once a launch template has a second version (an
+    apply that changes user_data makes one); the emulator must still count as running, or gpufleet
+    would restart it and every resource would be lost."""
+    import base64
+    import urllib.error
+    import urllib.request
+
+    import boto3
+
+    info, _ = emulator.start(tmp_path)
+    try:
+        ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=info.endpoint,
+                           aws_access_key_id="test", aws_secret_access_key="test")
+        lt = ec2.create_launch_template(LaunchTemplateName="t", LaunchTemplateData={
+            "ImageId": "ami-12c6146b", "InstanceType": "g5.xlarge", "UserData": base64.b64encode(b"a").decode()})
+        asg = boto3.client("autoscaling", region_name="us-east-1", endpoint_url=info.endpoint,
+                           aws_access_key_id="test", aws_secret_access_key="test")
+        asg.create_auto_scaling_group(
+            AutoScalingGroupName="g", MinSize=0, MaxSize=1, AvailabilityZones=["us-east-1a"],
+            MixedInstancesPolicy={"LaunchTemplate": {"LaunchTemplateSpecification": {
+                "LaunchTemplateId": lt["LaunchTemplate"]["LaunchTemplateId"], "Version": "$Latest"}}})
+        ec2.create_launch_template_version(LaunchTemplateId=lt["LaunchTemplate"]["LaunchTemplateId"], SourceVersion="1",
+                                           LaunchTemplateData={"UserData": base64.b64encode(b"b").decode()})
+        with pytest.raises(urllib.error.HTTPError):  # the condition this guards against still holds
+            urllib.request.urlopen(f"{info.endpoint}/moto-api/data.json")
+        assert emulator.status(tmp_path) is not None
+        again, started = emulator.start(tmp_path)
+        assert not started and again.pid == info.pid
+    finally:
+        emulator.stop(tmp_path)

@@ -53,7 +53,7 @@ def test_train_section(stack):
 
 
 def test_user_data_embeds_the_config(stack):
-    files = render_files(stack, "emulator", "../../modules")
+    files = render_files(stack, "emulator")
     script = files["user_data/serve.sh.tftpl"].decode()
     (b64,) = re.findall(r"echo '([A-Za-z0-9+/=]+)' \| base64 -d", script)
     assert json.loads(base64.b64decode(b64)) == runtime_config(stack, "serve")

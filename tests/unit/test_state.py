@@ -117,3 +117,54 @@ def _client(endpoint, service, region="us-east-1"):
 
     return boto3.client(service, region_name=region, endpoint_url=endpoint,
                         aws_access_key_id="test", aws_secret_access_key="test")
+
+
+# -- `gpufleet state`: refusals before anything runs, and bootstrap through --endpoint ----------
+def _spec_file(tmp_path, backend: dict | None):
+    import yaml
+
+    data = {"name": "remote", "training": {"instance_type": "g5.xlarge", "nodes": {"min": 1, "max": 1}}}
+    if backend is not None:
+        data["backend"] = backend
+    path = tmp_path / "stack.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+S3_BACKEND = {"type": "s3", "bucket": "tf-state-cli", "key": "stacks/remote.tfstate"}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["bootstrap", "{spec_local}"], "backend.type: `gpufleet state` needs an s3 backend"),
+    (["unlock", "{spec}"], "lock_id: required to unlock"),
+    (["bootstrap", "{spec}", "some-lock-id"], "lock_id: only `state unlock` takes a lock ID"),
+    (["bootstrap", "{spec}", "--target", "aws", "--endpoint", "http://127.0.0.1:1"],
+     "--endpoint: only the emulator target talks to an AWS-compatible endpoint (got --target aws)"),
+])
+def test_state_refusals_start_nothing(tmp_path, capsys, monkeypatch, argv, message):
+    import infra.emulator
+    import infra.render
+    from infra.cli import main
+
+    def forbidden(*a, **k):
+        raise AssertionError("started or rendered something before refusing")
+
+    monkeypatch.setattr(infra.emulator, "start", forbidden)
+    monkeypatch.setattr(infra.render, "render", forbidden)
+    (tmp_path / "local").mkdir()
+    specs = {"spec": _spec_file(tmp_path, S3_BACKEND), "spec_local": _spec_file(tmp_path / "local", None)}
+    assert main(["state", *(a.format(**specs) for a in argv)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_state_bootstrap_through_an_endpoint(moto_reset, tmp_path, capsys, monkeypatch):
+    """`--endpoint URL` (or $GPUFLEET_EMULATOR_ENDPOINT): the bucket is made there, the bundled emulator left alone."""
+    import infra.emulator
+    from infra.cli import main
+
+    monkeypatch.setattr(infra.emulator, "start", lambda *a, **k: pytest.fail("started the bundled emulator"))
+    spec = _spec_file(tmp_path, S3_BACKEND)
+    monkeypatch.setenv("GPUFLEET_EMULATOR_ENDPOINT", moto_reset)
+    assert main(["state", "bootstrap", spec]) == 0
+    assert f"bucket s3://tf-state-cli created in the emulator at {moto_reset}" in capsys.readouterr().out
+    assert _client(moto_reset, "s3").get_bucket_versioning(Bucket="tf-state-cli")["Status"] == "Enabled"

@@ -18,12 +18,12 @@ def render_config(*, stack: str, port: int, socket_path: str, algorithm: str, he
     """The HAProxy config text for one stack; `algorithm` is the spec's name for it."""
     import jinja2
 
-    from infra import TEMPLATES_DIR
+    from infra.assets import template_loader
     from infra.spec.resolve import HAPROXY_ALGORITHMS
 
     if host != LOOPBACK:
         raise ValueError("the local target listens on 127.0.0.1 only")
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)), undefined=jinja2.StrictUndefined,
+    env = jinja2.Environment(loader=template_loader(), undefined=jinja2.StrictUndefined,
                              keep_trailing_newline=True)
     return env.get_template("haproxy.cfg.j2").render(
         stack=stack, port=port, host=host, socket=socket_path, algorithm=algorithm,

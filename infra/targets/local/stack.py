@@ -12,7 +12,6 @@ anything of this stack still alive by pid (see processes.py).
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -58,9 +57,7 @@ def stack_dir(name: str) -> Path:
     """build/<name>/local/: the stack's state directory (runtime.fleet.state lists its files)."""
     import infra
 
-    # infra.BUILD_DIR is read at import; honour a GPUFLEET_BUILD_DIR set later (tests) too.
-    base = Path(os.environ.get("GPUFLEET_BUILD_DIR") or infra.BUILD_DIR)
-    return base / name / "local"
+    return infra.build_dir() / name / "local"
 
 
 def ports(r) -> tuple[int, tuple[int, int]]:

@@ -15,7 +15,7 @@ locals {
 }
 
 module "network" {
-  source = "../../modules/aws/network"
+  source = "./modules/aws/network"
 
   name           = local.stack
   cidr           = "10.20.0.0/16"
@@ -26,7 +26,7 @@ module "network" {
 }
 
 module "storage" {
-  source = "../../modules/aws/storage"
+  source = "./modules/aws/storage"
 
   name          = local.stack
   bucket        = ""
@@ -37,7 +37,7 @@ module "storage" {
 }
 
 module "training_iam" {
-  source = "../../modules/aws/iam"
+  source = "./modules/aws/iam"
 
   name                    = local.stack
   role                    = "train"
@@ -48,7 +48,7 @@ module "training_iam" {
 }
 
 module "training" {
-  source = "../../modules/aws/gpu-asg"
+  source = "./modules/aws/gpu-asg"
 
   name           = "demo-fleet-train"
   role           = "train"
@@ -84,7 +84,7 @@ module "training" {
 }
 
 module "alb" {
-  source = "../../modules/aws/alb"
+  source = "./modules/aws/alb"
 
   name               = local.stack
   vpc_id             = module.network.vpc_id
@@ -113,7 +113,7 @@ module "alb" {
 }
 
 module "serving_iam" {
-  source = "../../modules/aws/iam"
+  source = "./modules/aws/iam"
 
   name                    = local.stack
   role                    = "serve"
@@ -124,7 +124,7 @@ module "serving_iam" {
 }
 
 module "serving_main" {
-  source = "../../modules/aws/gpu-asg"
+  source = "./modules/aws/gpu-asg"
 
   name           = "demo-fleet-serve-main"
   role           = "serve"

@@ -14,7 +14,7 @@ locals {
 }
 
 module "network" {
-  source = "../../modules/aws/network"
+  source = "./modules/aws/network"
 
   name           = local.stack
   cidr           = "10.30.0.0/20"
@@ -25,7 +25,7 @@ module "network" {
 }
 
 module "storage" {
-  source = "../../modules/aws/storage/provider-v3"
+  source = "./modules/aws/storage/provider-v3"
 
   name          = local.stack
   bucket        = ""
@@ -36,7 +36,7 @@ module "storage" {
 }
 
 module "alb" {
-  source = "../../modules/aws/alb"
+  source = "./modules/aws/alb"
 
   name               = local.stack
   vpc_id             = module.network.vpc_id
@@ -68,7 +68,7 @@ module "alb" {
 }
 
 module "serving_iam" {
-  source = "../../modules/aws/iam"
+  source = "./modules/aws/iam"
 
   name                    = local.stack
   role                    = "serve"
@@ -79,7 +79,7 @@ module "serving_iam" {
 }
 
 module "serving_a10g" {
-  source = "../../modules/aws/gpu-asg"
+  source = "./modules/aws/gpu-asg"
 
   name           = "serve-weighted-serve-a10g"
   role           = "serve"
@@ -125,7 +125,7 @@ module "serving_a10g" {
 }
 
 module "serving_l4" {
-  source = "../../modules/aws/gpu-asg"
+  source = "./modules/aws/gpu-asg"
 
   name           = "serve-weighted-serve-l4"
   role           = "serve"

@@ -27,7 +27,7 @@ def serve_config(config: dict) -> ServeConfig:
         if not bucket:
             env = config["artifacts"].get("bucket_env")
             raise BadInput(f"serve.model: not set, and no artifacts bucket in ${env} to find the latest model in")
-        serve["model"] = store.bucket_url(config["artifacts"], config["artifacts"]["models"])
+        serve["model"] = store.bucket_url(config["artifacts"], config["artifacts"]["models"], config.get("cloud"))
     return ServeConfig.from_dict(serve)
 
 

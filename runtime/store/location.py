@@ -106,16 +106,20 @@ def with_scheme(url: str | None) -> str | None:
     return url or None
 
 
-def bucket_url(artifacts: dict, prefix: str = "") -> str | None:
+CLOUD_SCHEMES = {"aws": "s3", "gcp": "gs"}  # where each cloud's artifacts bucket is addressed
+
+
+def bucket_url(artifacts: dict, prefix: str = "", cloud: str | None = None) -> str | None:
     """The URL of `prefix` in the runtime config's artifacts bucket, or None without a bucket.
 
-    `artifacts` is the runtime config's `artifacts` section after runtime.role resolved `bucket`
-    from `bucket_env`; its `scheme` ("s3", the default, or "gs") names the object store.
+    `artifacts` is the runtime config's `artifacts` section after runtime.role resolved its
+    `bucket`; its `scheme` ("s3" or "gs") names the object store, else the config's `cloud`
+    does (gcp: "gs"), else "s3".
     """
     bucket = artifacts.get("bucket")
     if not bucket:
         return None
-    scheme = artifacts.get("scheme") or "s3"
+    scheme = artifacts.get("scheme") or CLOUD_SCHEMES.get(cloud or "aws", "s3")
     if scheme not in REMOTE_SCHEMES:
         raise BadInput(f"artifacts.scheme: unknown object store (got {scheme!r}; allowed: {', '.join(REMOTE_SCHEMES)})")
     prefix = prefix.lstrip("/")  # kept as given otherwise: "models/latest/" stays a prefix

@@ -51,7 +51,7 @@ class TrainConfig:
     log_every_s: float = 2.0
     endpoint: str | None = None
     in_memory_limit_bytes: int = 2 << 30
-    termination_watch: dict | None = None  # {"metadata_url", "group", "hook", "region", "poll_s"}
+    termination_watch: dict | None = None  # {"metadata_url", "group", "hook", "region", "poll_s", "cloud"}
     parallel: str = "data"             # data (DDP) | pipeline (mlp: one stage of layers per rank)
     microbatches: int = 4              # pipeline: microbatches per step
     sweep: dict | None = None          # {"param": "lr", "values": [...]}: one job per value, spread over ranks

@@ -1,16 +1,14 @@
 """runtime.agent on GCP: the real google-cloud-monitoring client against a fake Cloud Monitoring
 MetricService on 127.0.0.1 that records the CreateTimeSeries requests it receives (gRPC: the
-library ships no REST transport), a fake GCE metadata server, and a real replica. The AWS
-behaviour is tests/serve/test_agent.py's."""
+library ships no REST transport), the fake GCE metadata server of tests/gcp, and a real replica.
+The AWS behaviour is tests/serve/test_agent.py's."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
@@ -20,8 +18,11 @@ import httpx
 import pytest
 
 from runtime.agent import Agent, AgentConfig
-from runtime.agent.gcp_monitoring import DEFAULT_METRIC_TYPE, GceMetadata
+from runtime.agent.gcp_monitoring import DEFAULT_METRIC_TYPE
 from runtime.serve.role import agent_settings, serve_config
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gcp"))
+from fake_metadata import FakeGceMetadata  # noqa: E402
 
 monitoring_v3 = pytest.importorskip("google.cloud.monitoring_v3", reason="the agent on GCP needs the gcp extra")
 grpc = pytest.importorskip("grpc", reason="google-cloud-monitoring brings grpcio")
@@ -33,35 +34,6 @@ GAUGE, DOUBLE = 1, 3  # google.api.MetricDescriptor's MetricKind.GAUGE and Value
 def _which(typed_value) -> str | None:
     """The field set in a TypedValue's `value` oneof."""
     return type(typed_value).pb(typed_value).WhichOneof("value")
-
-
-class FakeGceMetadata:
-    """`/computeMetadata/v1/<path>` from `values`; like the real server, 403 without `Metadata-Flavor: Google`."""
-
-    def __init__(self, values: dict):
-        self.values = values
-        owner = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                value = owner.values.get(self.path.removeprefix("/computeMetadata/v1/"))
-                code = 403 if self.headers.get("Metadata-Flavor") != "Google" else 404 if value is None else 200
-                body = (value or "").encode() if code == 200 else b""
-                self.send_response(code)
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class FakeMonitoring:
@@ -118,21 +90,12 @@ class FakeMonitoring:
 def gcp(monkeypatch):
     """(metadata server, monitoring fake) for an instance 4242 of project proj-1 in us-central1-a."""
     md = FakeGceMetadata({"project/project-id": "proj-1", "instance/id": "4242",
-                          "instance/zone": "projects/123456/zones/us-central1-a", "instance/preempted": "FALSE"})
+                          "instance/zone": "projects/123456/zones/us-central1-a"})
     mon = FakeMonitoring()
     monkeypatch.setenv("GCE_METADATA_HOST", md.host)
     yield md, mon
     md.close()
     mon.close()
-
-
-def test_metadata_reader_follows_gce_metadata_host(gcp):
-    md, _ = gcp
-    reader = GceMetadata()
-    assert reader.url == f"http://{md.host}/computeMetadata/v1"
-    assert (reader.project_id(), reader.instance_id(), reader.zone()) == ("proj-1", "4242", "us-central1-a")
-    assert reader.get("instance/nothing") is None and not reader.preempted()
-    assert GceMetadata("http://10.0.0.1:80/").url == "http://10.0.0.1:80/computeMetadata/v1"
 
 
 def test_publishes_inflight_to_cloud_monitoring_then_drains_on_preemption(
@@ -155,7 +118,7 @@ def test_publishes_inflight_to_cloud_monitoring_then_drains_on_preemption(
         assert sent == {"InflightRequests": pytest.approx(sum(samples) / len(samples))} and max(samples) >= 3
         agent.step(time.monotonic())  # not preempted yet
         assert not agent.terminated and r.proc.poll() is None
-        md.values["instance/preempted"] = "TRUE"
+        md.set("instance/preempted", "TRUE")
         agent._next_lifecycle = 0.0
         agent.step(time.monotonic())
         assert agent.terminated

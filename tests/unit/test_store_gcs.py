@@ -52,6 +52,8 @@ def test_parse_gs_locations_and_bucket_urls():
         store.parse("gs:///x")
     assert store.bucket_url({"bucket": "art", "scheme": "gs"}, "models/latest/") == "gs://art/models/latest/"
     assert store.bucket_url({"bucket": "art"}, "/checkpoints") == "s3://art/checkpoints"  # the default scheme
+    assert store.bucket_url({"bucket": "art"}, "m/", cloud="gcp") == "gs://art/m/"  # the cloud's store
+    assert store.bucket_url({"bucket": "art", "scheme": "s3"}, "m/", cloud="gcp") == "s3://art/m/"  # scheme wins
     assert store.bucket_url({"bucket": None, "scheme": "gs"}, "x") is None
     with pytest.raises(BadInput, match=r"artifacts.scheme: unknown object store \(got 'az'; allowed: s3, gs\)"):
         store.bucket_url({"bucket": "art", "scheme": "az"})

@@ -38,10 +38,12 @@ pytestmark = [
 
 
 @pytest.fixture(scope="session")
-def schema_cache(request) -> Path:
+def schema_cache(request, tmp_path_factory) -> Path:
     """The extracted schema and the stand-in live in pytest's cache: extracted once per checkout
-    (~10 s), here, so that the per-root timings below are the check's own."""
-    cache = Path(request.config.cache.mkdir("provider-schema"))
+    (~10 s), here, so that the per-root timings below are the check's own. With the cache
+    plugin off (`-p no:cacheprovider`) they go to a session temporary directory instead."""
+    cache_plugin = getattr(request.config, "cache", None)
+    cache = Path(cache_plugin.mkdir("provider-schema")) if cache_plugin else tmp_path_factory.mktemp("provider-schema")
     ensure_standin(cache)
     return cache
 

@@ -28,7 +28,6 @@ from runtime.errors import BadInput
 from runtime.train.config import TrainConfig
 from runtime.train.discovery import cloud_of
 
-SCHEMES = {"aws": "s3", "gcp": "gs"}  # where each cloud's artifacts bucket is addressed
 
 WORKDIR = os.environ.get("GPUFLEET_TRAIN_WORKDIR", "/var/lib/gpufleet/train")
 METADATA_URL = os.environ.get("GPUFLEET_METADATA_URL", "http://169.254.169.254")
@@ -67,11 +66,10 @@ def train_config(config: dict) -> tuple[TrainConfig, dict]:
     if not workload.get("data"):
         raise BadInput("workload.data: the training role needs a dataset location (a `workload` section "
                        "with data, label, workload...) in the runtime config")
-    bucket = artifacts.get("bucket")
     workload.setdefault("out", os.path.join(WORKDIR, "out"))
-    if bucket:
-        workload.setdefault("checkpoint_dir",
-                            f"{SCHEMES[cloud]}://{bucket}/{artifacts.get('checkpoints', 'checkpoints/').strip('/')}")
+    checkpoints = store.bucket_url(artifacts, artifacts.get("checkpoints", "checkpoints/").strip("/"), cloud)
+    if checkpoints:
+        workload.setdefault("checkpoint_dir", checkpoints)
     workload.setdefault("nproc", max(1, int(train.get("gpus_per_node") or 1)))
     workload.setdefault("max_restarts", 3)
     workload.setdefault("termination_watch", _watch(config, cloud))
@@ -80,9 +78,9 @@ def train_config(config: dict) -> tuple[TrainConfig, dict]:
     return cfg, nodes
 
 
-def upload_model(out, bucket, prefix, endpoint=None, scheme="s3"):
-    """Upload the artifact in the local directory `out` to `SCHEME://bucket/prefix` (runtime.store's endpoint rule)."""
-    dest = store.parse(f"{scheme}://{bucket}/{prefix}")
+def upload_model(out, url, endpoint=None):
+    """Upload the artifact in the local directory `out` to `url` (s3:// or gs://; runtime.store's endpoint rule)."""
+    dest = store.parse(url)
     for name in ("weights.pt", "metrics.json", "model.json"):  # model.json last: a complete artifact
         path = os.path.join(out, name)
         if os.path.exists(path):
@@ -103,7 +101,8 @@ def run_from_config(config: dict, launch=None, discover=None, address=None) -> i
     rdzv = discover(config, me, endpoint=cfg.endpoint)
     code = launch(cfg, min_nodes=nodes["min"], max_nodes=nodes["max"], rdzv_endpoint=rdzv.endpoint, local=False,
                   run_id=f"{config.get('stack', 'gpufleet')}-train", local_addr=me, is_host=rdzv.is_host)
-    bucket = config.get("artifacts", {}).get("bucket")
-    if code == 0 and bucket and os.path.exists(os.path.join(cfg.out, "model.json")):
-        upload_model(cfg.out, bucket, config["artifacts"].get("models", "models/latest/"), cfg.endpoint, SCHEMES[cloud])
+    artifacts = config.get("artifacts", {})
+    models = store.bucket_url(artifacts, artifacts.get("models", "models/latest/"), cloud)
+    if code == 0 and models and os.path.exists(os.path.join(cfg.out, "model.json")):
+        upload_model(cfg.out, models, cfg.endpoint)
     return code

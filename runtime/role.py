@@ -2,7 +2,9 @@
 
 user_data starts this under systemd. The config is the resolved runtime config that infra
 rendered (`infra.render.runtime_config`); the artifacts bucket comes from the environment
-variable it names, because the bucket's name is only known once Terraform created it.
+variable it names, because the bucket's name is only known once Terraform created it. On GCP
+(`"cloud": "gcp"`) without such a variable, it is the config's own `artifacts.bucket`, else the
+instance's metadata attribute `gpufleet-bucket` (runtime.gcp.metadata).
 """
 
 from __future__ import annotations
@@ -28,9 +30,23 @@ def load_config(path: Path) -> dict:
         raise BadInput(f"{path}: format: unsupported runtime config format (got {config.get('format')!r}; allowed: 1)")
     if config.get("role") not in ("train", "serve"):
         raise BadInput(f"{path}: role: unknown role (got {config.get('role')!r}; allowed: train, serve)")
-    bucket_env = config.get("artifacts", {}).get("bucket_env")
-    config["artifacts"]["bucket"] = os.environ.get(bucket_env) if bucket_env else None
+    artifacts = config.setdefault("artifacts", {})
+    bucket_env = artifacts.get("bucket_env")
+    if bucket_env:
+        artifacts["bucket"] = os.environ.get(bucket_env)
+    elif config.get("cloud") == "gcp":
+        artifacts["bucket"] = artifacts.get("bucket") or _gce_bucket()
+    else:
+        artifacts["bucket"] = None
     return config
+
+
+def _gce_bucket() -> str | None:
+    from runtime.gcp.metadata import GceMetadata
+    try:
+        return GceMetadata(timeout_s=2.0).bucket()
+    except OSError:  # no metadata server: not on GCE
+        return None
 
 
 def run_role(path: Path) -> int:

@@ -123,3 +123,91 @@ def fake_imds():
     yield make
     for s in servers:
         s.close()
+
+
+def _find_aws5_mirror():
+    """(mirror root, version) of an AWS provider 5.x in a filesystem mirror on this machine, or None.
+
+    Looked up at test time (machines differ; no path is committed): the provider binary sits at
+    <root>/registry.terraform.io/hashicorp/aws/<version>/<os_arch>/terraform-provider-aws_v5*.
+    """
+    import subprocess
+    from pathlib import Path
+
+    proc = subprocess.run(["find", "/", "-name", "terraform-provider-aws_v5*", "-not", "-path", "/proc/*"],
+                          capture_output=True, text=True, timeout=300)
+    found = []
+    for line in proc.stdout.splitlines():
+        binary = Path(line)
+        # a real provider: an executable of hundreds of MB (tests elsewhere may leave empty stand-ins)
+        if not (binary.is_file() and os.access(binary, os.X_OK) and binary.stat().st_size > 10_000_000):
+            continue
+        if len(binary.parents) > 5 and binary.parents[4].name == "registry.terraform.io":
+            version = binary.parents[1].name
+            found.append((tuple(int(p) for p in version.split(".") if p.isdigit()), binary.parents[5], version))
+    if not found:
+        return None
+    _, root, version = max(found)
+    return root, version
+
+
+@pytest.fixture(scope="session")
+def aws5_cli_config(tmp_path_factory):
+    """A Terraform CLI config installing hashicorp/aws 5.x from a mirror found on this machine
+    (path, provider version); skips the test, saying why, where there is none."""
+    found = _find_aws5_mirror()
+    if found is None:
+        pytest.skip("no AWS provider 5.x in a filesystem mirror on this machine (the registry cannot be reached); "
+                    "provider 6.x is not available offline at all")
+    root, version = found
+    home = tmp_path_factory.mktemp("aws5")
+    (home / "cache").mkdir()
+    config = home / "aws5.tfrc"
+    config.write_text(
+        f'plugin_cache_dir = "{home / "cache"}"\n'
+        "provider_installation {\n"
+        f'  filesystem_mirror {{\n    path    = "{root}"\n    include = ["registry.terraform.io/hashicorp/aws"]\n  }}\n'
+        '  direct {\n    exclude = ["registry.terraform.io/hashicorp/aws"]\n  }\n'
+        "}\n"
+    )
+    return config, version
+
+
+@pytest.fixture(scope="session")
+def gcs_endpoint():
+    """A GCS emulator (tests/gcs_emulator.py) in its own process on 127.0.0.1 and a free port for
+    the whole session; yields its URL and stops it by pid. Tests keep apart by bucket name."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("gcp_storage_emulator", reason="the GCS emulator comes with the dev extra")
+    pytest.importorskip("google.cloud.storage", reason="gs:// locations need the gcp extra")
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("gcs_emulator.py"))],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(proc.stdout.readline())
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def gcs_bucket(gcs_endpoint, request):
+    """A new, empty bucket on the GCS emulator named after the test; yields its name."""
+    import re
+    import uuid
+
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-") + "-" + uuid.uuid4().hex[:6]
+    client = storage.Client(project="test", credentials=AnonymousCredentials(),
+                            client_options={"api_endpoint": gcs_endpoint})
+    client.create_bucket(name)
+    yield name

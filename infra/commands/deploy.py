@@ -64,7 +64,7 @@ def _mirror(args, target):
     return None
 
 
-def _endpoint(args) -> str | None:
+def endpoint_of(args) -> str | None:
     """--endpoint, else $GPUFLEET_EMULATOR_ENDPOINT for the emulator target (other targets ignore it)."""
     from infra.target_names import EMULATOR
 
@@ -75,12 +75,12 @@ def _endpoint(args) -> str | None:
     return None
 
 
-def _prepare(args, recreate: bool = False, start_emulator: bool = True, stack=None):
+def prepare(args, recreate: bool = False, start_emulator: bool = True, stack=None):
     """Check the flags, render, and get Terraform ready (init when needed): the target's Prepared."""
     target = target_of(args)
     stack = stack or target.load(args.spec)
     cli_config = _mirror(args, target)  # before anything is rendered or run
-    endpoint = _endpoint(args)
+    endpoint = endpoint_of(args)
     prepared, started = target.prepare(
         stack, Path(args.root) if args.root else None, offline=args.offline, recreate=recreate,
         start_emulator=start_emulator, cli_config=cli_config, endpoint=endpoint,
@@ -89,11 +89,20 @@ def _prepare(args, recreate: bool = False, start_emulator: bool = True, stack=No
         say(f"started the AWS emulator on {prepared.emulator.endpoint} (stop it with `gpufleet emulator stop`)")
     elif endpoint is not None:
         say(f"using the AWS-compatible endpoint {prepared.emulator.endpoint}")
+    _require_state_backend(prepared, args.spec)
     tf = prepared.terraform
     t0 = time.monotonic()
     if tf.init():
         say(f"terraform init ({tf.description}) in {time.monotonic() - t0:.1f}s")
     return prepared
+
+
+def _require_state_backend(prepared, spec: str) -> None:
+    """Before init: a remote state's bucket (and lock table) must exist, else exit 2 saying how to make it."""
+    if prepared.stack.backend is not None:
+        from infra.state.backend import endpoint_for, require
+
+        require(prepared.stack.backend, endpoint_for(prepared.target, prepared.emulator), spec)
 
 
 def cmd_render(args) -> int:
@@ -133,7 +142,7 @@ def cmd_plan(args) -> int:
     if out is not None and out.is_dir():
         raise BadInput(f"--out: a directory (got {args.plan_out!r}); on `plan`, --out names the saved plan's file "
                        "(as `terraform plan -out`), and --root the rendered root's directory")
-    prepared = _prepare(args)
+    prepared = prepare(args)
     say(f"planning stack {prepared.stack.name} for target {args.target} in {prepared.workdir} ...")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -186,7 +195,7 @@ def _prepare_saved_plan(args):
     target = target_of(args)
     stack = target.load(args.spec)
     record = saved_plan.check_for_stack(plan_file, stack=stack.name, target=args.target, root=_root(args, stack))
-    prepared = _prepare(args, start_emulator=False, stack=stack)
+    prepared = prepare(args, start_emulator=False, stack=stack)
     saved_plan.check_current(plan_file, record, root=prepared.workdir, emulator_run=prepared.emulator_run)
     return prepared, plan_file
 
@@ -200,11 +209,11 @@ def cmd_apply(args) -> int:
         prepared, plan_file = _prepare_saved_plan(args)
     else:
         try:
-            prepared = _prepare(args, recreate=args.recreate)
+            prepared = prepare(args, recreate=args.recreate)
         except StaleState as exc:
             if not _offer_recreate(args, exc):
                 return EXIT_FAILED
-            prepared = _prepare(args, recreate=True)
+            prepared = prepare(args, recreate=True)
     _confirm_real_cloud(args, "apply")
     what = f"the saved plan {plan_file}" if plan_file else f"stack {prepared.stack.name}"
     say(f"applying {what} to {args.target} ...")
@@ -234,7 +243,7 @@ def cmd_destroy(args) -> int:
     from infra.terraform.runner import ApplyProgress
 
     # --forget: a state from an earlier emulator run is set aside, leaving nothing to destroy
-    prepared = _prepare(args, recreate=args.forget)
+    prepared = prepare(args, recreate=args.forget)
     if not prepared.has_state():
         say(f"nothing to destroy: no state in {prepared.workdir}")
         return EXIT_OK
@@ -247,7 +256,7 @@ def cmd_destroy(args) -> int:
 
 
 def cmd_outputs(args) -> int:
-    prepared = _prepare(args)
+    prepared = prepare(args)
     print(json.dumps(target_of(args).outputs(prepared), indent=2))
     return EXIT_OK
 
@@ -268,7 +277,7 @@ def cmd_drift(args) -> int:
     from infra.terraform.drift import drift_from_plan, format_drift
     from infra.terraform.runner import PlanProgress
 
-    prepared = _prepare(args)
+    prepared = prepare(args)
     say(f"checking stack {prepared.stack.name} on {args.target} for drift (a refresh-only plan: it reads every "
         "object and writes no state) ...")
     plan = target_of(args).drift(prepared, progress=PlanProgress(say))
@@ -311,7 +320,7 @@ def _root_args(p: argparse.ArgumentParser, verb: str) -> None:
                        help="the rendered root's directory (default build/<name>/; --out is its older name)")
 
 
-def _stack_args(p: argparse.ArgumentParser, verb: str) -> None:
+def stack_args(p: argparse.ArgumentParser, verb: str) -> None:
     p.add_argument("spec", help="the stack spec (YAML)")
     _root_args(p, verb)
     target_arg(p, verb)
@@ -331,13 +340,13 @@ def _stack_args(p: argparse.ArgumentParser, verb: str) -> None:
 def register(sub) -> None:
     """Add render, plan, apply, destroy, outputs and drift to the `gpufleet` subparsers."""
     p = sub.add_parser("render", help="write the stack's Terraform root (default build/<name>/)")
-    _stack_args(p, "render")
+    stack_args(p, "render")
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("plan", help="render, terraform init and plan; writes build/<name>/plan.json",
                        description="Exit codes: 0 ok, 1 failed, 2 bad input; with --detailed-exitcode: 0 no changes, "
                                    "2 changes present, 1 any error (as Terraform's -detailed-exitcode).")
-    _stack_args(p, "plan")
+    stack_args(p, "plan")
     p.add_argument("--detailed-exitcode", action="store_true",
                    help="exit 0 when there are no changes, 2 when there are, 1 on any error")
     p.add_argument("--summary", metavar="FILE",
@@ -346,7 +355,7 @@ def register(sub) -> None:
     p.set_defaults(func=lambda args: (_answers_with_2(cmd_plan) if args.detailed_exitcode else cmd_plan)(args))
 
     p = sub.add_parser("apply", help="render and apply (or apply a saved plan exactly); prints the outputs")
-    _stack_args(p, "apply")
+    stack_args(p, "apply")
     p.add_argument("--plan", metavar="FILE",
                    help="apply exactly this saved plan (from `gpufleet plan SPEC --out FILE`); refused if it was made "
                         "for another stack, or the stack changed since")
@@ -359,19 +368,19 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_apply)
 
     p = sub.add_parser("destroy", help="destroy what apply created")
-    _stack_args(p, "destroy")
+    stack_args(p, "destroy")
     p.add_argument("--forget", action="store_true",
                    help="discard a state left from an earlier emulator run instead of failing")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation on a real cloud")
     p.set_defaults(func=cmd_destroy)
 
     p = sub.add_parser("outputs", help="print the stack's Terraform outputs as JSON")
-    _stack_args(p, "outputs")
+    stack_args(p, "outputs")
     p.set_defaults(func=cmd_outputs)
 
     p = sub.add_parser("drift", help="what changed outside Terraform, by resource and attribute (exit 2: drift)",
                        description="A refresh-only plan compared with the state. Exit codes: 0 no drift, 2 drift, "
                                    "1 any error.")
-    _stack_args(p, "drift")
+    stack_args(p, "drift")
     p.add_argument("--json", action="store_true", help="as JSON: [{address, type, deleted, changes: [...]}]")
     p.set_defaults(func=cmd_drift)

@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -32,24 +31,14 @@ from infra.bundle import bundle_files, wheel_name
 from infra.render.gcp import gcp_context, gcp_tfvars
 from infra.render.hcl import format_hcl, hcl
 from infra.render.modules import SOURCE_PREFIX, copied_modules
+from infra.render.providers import AWS_PROVIDERS, AwsProvider, spellings
 from infra.render.runtime_config import BUNDLE_PREFIX, TRAINING_HOOK_TIMEOUT_S, runtime_config
-from infra.spec.resolve import ALB_ALGORITHMS, CUSTOM_METRIC_NAMES, METRIC_NAMESPACE, ResolvedCapacity, ResolvedStack
+from infra.spec.resolve import (ALB_ALGORITHMS, CUSTOM_METRIC_NAMES, METRIC_NAMESPACE, ResolvedBackend, ResolvedCapacity,
+                                ResolvedStack)
 from infra.target_names import AWS, EMULATOR, GCP
 from runtime import __version__
 
 
-@dataclass(frozen=True)
-class AwsProvider:
-    """The AWS provider a target's rendered root pins."""
-
-    constraint: str
-    major: int
-    emulated: bool = False  # moto: the emulator's tfvars, and an endpoint override written at plan time
-
-
-# The targets rendered to an AWS root. The emulator target runs offline against the AWS
-# provider in the local mirror (3.39); real AWS gets current providers from the registry.
-AWS_PROVIDERS = {EMULATOR: AwsProvider("= 3.39.0", 3, emulated=True), AWS: AwsProvider(">= 5.0, < 6.0", 5)}
 RENDER_MANIFEST = ".gpufleet-render.json"
 EMULATOR_OVERRIDE = "emulator_override.tf"
 # The serving instance's drain budget (ResolvedStack.serving_drain_s) plus these margins:
@@ -101,14 +90,17 @@ def _capacity(c: ResolvedCapacity) -> dict:
     }
 
 
-def _context(r: ResolvedStack, target: str, modules: str) -> dict:
+def _context(r: ResolvedStack, provider: AwsProvider, modules: str) -> dict:
     s = r.spec
     ctx: dict = {
         "stack": s,
         "r": r,
         "modules": modules,
         "metric_namespace": METRIC_NAMESPACE,
-        "provider_constraint": AWS_PROVIDERS[target].constraint,
+        "provider_constraint": provider.constraint,
+        "compat": provider.spellings,
+        # S3 lock files (use_lockfile) need Terraform 1.10; a DynamoDB lock or a local state does not
+        "required_version": ">= 1.10" if r.backend and r.backend.lock == "lockfile" else ">= 1.3",
         "bundle_files": {BUNDLE_PREFIX + name: "bundle/" + name for name in (wheel_name(), "requirements.txt")},
         "capacity": _capacity,
         "images": {},
@@ -174,14 +166,25 @@ def _user_data(r: ResolvedStack, role: str, bundle_sha256: str) -> str:
     )
 
 
-def render_files(r: ResolvedStack, target: str = EMULATOR, bundle_sha256: str = "0" * 64) -> dict[str, bytes]:
+def render_files(r: ResolvedStack, target: str = EMULATOR, bundle_sha256: str = "0" * 64,
+                 provider: AwsProvider | None = None) -> dict[str, bytes]:
     """Relative path -> content of every file of the rendered root, the copied modules included
-    (without the bundle's bytes)."""
+    (without the bundle's bytes).
+
+    `provider` replaces the target's pinned AWS provider (e.g. 5.x against the emulator); a GCP
+    root pins infra.render.gcp's Google provider.
+    """
     cloud = r.spec.cloud
     targets = (GCP,) if cloud == "gcp" else tuple(AWS_PROVIDERS)
     if target not in targets:
         raise ValueError(f"render target {target!r} does not deploy cloud {cloud!r} (renders for {', '.join(targets)})")
-    ctx = gcp_context(r, SOURCE_PREFIX) if cloud == "gcp" else _context(r, target, SOURCE_PREFIX)
+    if cloud == "gcp":
+        if provider is not None:
+            raise ValueError("an AWS provider for a GCP root")
+        ctx = gcp_context(r, SOURCE_PREFIX)
+    else:
+        provider = provider or AWS_PROVIDERS[target]
+        ctx = _context(r, provider, SOURCE_PREFIX)
     env = environment()
     files: dict[str, bytes] = {}
     for name in ("main.tf", "variables.tf", "outputs.tf", "providers.tf"):
@@ -189,7 +192,7 @@ def render_files(r: ResolvedStack, target: str = EMULATOR, bundle_sha256: str = 
         files[name] = format_hcl(text).encode()
     tfvars = gcp_tfvars(r) if cloud == "gcp" else {"region": r.spec.region,
                                                    "force_destroy_artifacts": r.spec.artifacts.force_destroy}
-    if cloud == "aws" and AWS_PROVIDERS[target].emulated:
+    if cloud == "aws" and provider.emulated:
         # moto evaluates a bucket policy's deny but not its aws:SecureTransport condition, has
         # no instance refresh, and rounds a fractional spot/on-demand split down (launching
         # fewer instances than desired, so waiting for capacity never ends). The emulator's
@@ -209,9 +212,13 @@ def render_files(r: ResolvedStack, target: str = EMULATOR, bundle_sha256: str = 
     return files
 
 
-def render_emulator_override(endpoint: str, provider_major: int = AWS_PROVIDERS[EMULATOR].major) -> str:
+def render_emulator_override(endpoint: str, provider_major: int = AWS_PROVIDERS[EMULATOR].major,
+                             backend: ResolvedBackend | None = None) -> str:
+    """The override that points a root at the emulator: the AWS provider, and the S3 state
+    backend when the stack has one (an override's backend block replaces the original's whole)."""
     text = environment().get_template("aws/emulator_override.tf.j2").render(
-        endpoint=endpoint, provider_major=provider_major
+        endpoint=endpoint, provider_major=provider_major, compat=spellings(provider_major),
+        backend=backend,
     )
     return format_hcl(text)
 
@@ -258,15 +265,17 @@ def _remove_empty_parents(folder: Path, root: Path) -> None:
         folder = folder.parent
 
 
-def render(r: ResolvedStack, out_dir: Path | None = None, target: str = EMULATOR) -> Path:
+def render(r: ResolvedStack, out_dir: Path | None = None, target: str = EMULATOR,
+           provider: AwsProvider | None = None) -> Path:
     """Render the stack's Terraform root and runtime bundle into out_dir; return out_dir."""
     out = Path(out_dir) if out_dir else default_out_dir(r)
     bundle = bundle_files()
     digest = hashlib.sha256(b"".join(bundle[name] for name in sorted(bundle))).hexdigest()
-    files = render_files(r, target, bundle_sha256=digest)
+    files = render_files(r, target, bundle_sha256=digest, provider=provider)
     files.update({f"bundle/{name}": data for name, data in bundle.items()})
     write_tree(out, files)
-    if target not in AWS_PROVIDERS or not AWS_PROVIDERS[target].emulated:
+    provider = provider or AWS_PROVIDERS.get(target)  # None: a GCP root
+    if provider is None or not provider.emulated:
         # the emulator target writes this at plan time; a real cloud must never inherit it
         (out / EMULATOR_OVERRIDE).unlink(missing_ok=True)
     return out

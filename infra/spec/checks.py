@@ -115,11 +115,31 @@ def _aws_problems(stack: Stack, problems: list[str]) -> None:
     if len(stack.tags) > MAX_USER_TAGS:
         problems.append(f"tags: too many tags (got {len(stack.tags)}; allowed: at most {MAX_USER_TAGS})")
 
+    _backend_problems(stack, problems)
+
+
+def _backend_problems(stack: Stack, problems: list[str]) -> None:
     b = stack.backend
-    if b.type == "s3":
-        for field in ("bucket", "key", "region"):
-            if getattr(b, field) is None:
-                problems.append(f"backend.{field}: required when backend.type is 's3' (got nothing)")
+    if b.type == "local":
+        for field in ("bucket", "key", "region", "dynamodb_table"):
+            if getattr(b, field) is not None:
+                problems.append(f"backend.{field}: only used when backend.type is 's3' (got {fmt(getattr(b, field))} "
+                                "with type 'local')")
+        if b.lock != "lockfile":
+            problems.append(f"backend.lock: only used when backend.type is 's3' (got {fmt(b.lock)} with type 'local')")
+        return
+    if b.bucket is None:
+        problems.append("backend.bucket: required when backend.type is 's3' (got nothing; allowed: an S3 bucket name, "
+                        "created by `gpufleet state bootstrap SPEC`)")
+    if b.key is None:
+        problems.append("backend.key: required when backend.type is 's3' (got nothing; allowed: an object key such as "
+                        f"'stacks/{stack.name}.tfstate')")
+    if b.lock == "dynamodb" and b.dynamodb_table is None:
+        problems.append("backend.dynamodb_table: required when backend.lock is 'dynamodb' (got nothing; allowed: a "
+                        "DynamoDB table name, 3-255 of A-Z a-z 0-9 _ . -)")
+    if b.lock == "lockfile" and b.dynamodb_table is not None:
+        problems.append(f"backend.dynamodb_table: only used when backend.lock is 'dynamodb' (got {fmt(b.dynamodb_table)} "
+                        "with lock 'lockfile'; set backend.lock: dynamodb to lock with the table)")
 
 
 def _serving_problems(stack: Stack, problems: list[str]) -> None:

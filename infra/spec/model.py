@@ -334,11 +334,31 @@ class Local(Strict):
 
 
 class Backend(Strict):
+    """Where Terraform keeps the stack's state: a local file, or an object in S3 behind a lock.
+
+    The S3 bucket must exist before `terraform init` (the backend cannot create it):
+    `gpufleet state bootstrap SPEC` creates it versioned, encrypted and private.
+    """
+
     type: Literal["local", "s3"] = "local"
-    bucket: Optional[str] = Field(default=None, pattern=BUCKET_PATTERN)
-    key: Optional[str] = Field(default=None, min_length=1, max_length=1024)
-    region: Optional[str] = Field(default=None, pattern=REGION_PATTERN)
-    dynamodb_table: Optional[str] = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{3,255}$")
+    bucket: Optional[str] = Field(default=None, pattern=BUCKET_PATTERN, description="s3: the state bucket")
+    key: Optional[str] = Field(default=None, min_length=1, max_length=1024,
+                               description="s3: the state object's key, e.g. stacks/demo-fleet.tfstate")
+    region: Optional[str] = Field(default=None, pattern=REGION_PATTERN, description="s3: the bucket's region; defaults to the stack's")
+    lock: Literal["lockfile", "dynamodb"] = Field(
+        default="lockfile",
+        description="s3: lockfile (a lock object beside the state, S3 conditional writes, Terraform 1.10+) "
+                    "or dynamodb (a DynamoDB table, for older Terraform)")
+    dynamodb_table: Optional[str] = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{3,255}$",
+                                          description="s3 with lock dynamodb: the lock table")
+
+    @field_validator("key")
+    @classmethod
+    def _key_shape(cls, value):
+        # Terraform's S3 backend refuses these itself, but only at init.
+        if value is not None and (value.startswith("/") or value.endswith("/") or "//" in value):
+            raise ValueError(f"must not start or end with '/' or contain '//' (got {value!r})")
+        return value
 
 
 class Bundle(Strict):

@@ -55,6 +55,25 @@ class ResolvedPool:
 
 
 @dataclass(frozen=True)
+class ResolvedBackend:
+    """The S3 state backend with its defaults filled in (a local backend resolves to None).
+
+    `lock` is "lockfile" (a `<key>.tflock` object written with S3 conditional writes,
+    Terraform 1.10+) or "dynamodb" (a row in `dynamodb_table`, for older Terraform).
+    """
+
+    bucket: str
+    key: str
+    region: str
+    lock: str
+    dynamodb_table: str | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+@dataclass(frozen=True)
 class ResolvedStack:
     spec: Stack
     tags: dict[str, str]
@@ -66,6 +85,7 @@ class ResolvedStack:
     # deregistration window (the replica still answers, unready) and then the server's drain.
     # The agent waits this long, the lifecycle hook and systemd's stop timeout add margins to it.
     serving_drain_s: int | None = None
+    backend: ResolvedBackend | None = None  # None: Terraform's local state file in the root
     gcp: ResolvedGcp | None = None  # cloud: gcp: project, zones, each fleet's managed instance groups
 
     @property
@@ -128,6 +148,10 @@ def resolve(stack: Stack) -> ResolvedStack:
                     capacity=resolve_capacity(p.capacity or s.capacity),
                 )
             )
+    b = stack.backend
+    if b.type == "s3":
+        kwargs["backend"] = ResolvedBackend(bucket=b.bucket, key=b.key, region=b.region or stack.region, lock=b.lock,
+                                            dynamodb_table=b.dynamodb_table)
     if stack.cloud == "gcp":
         kwargs["gcp"] = resolve_gcp(stack, kwargs.get("training_group"), kwargs.get("training_capacity"), pools)
     return ResolvedStack(spec=stack, tags=tags, pools=pools, **kwargs)

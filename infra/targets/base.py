@@ -7,7 +7,9 @@ the target lists the verb, and calls the method of the same name.
 - Targets that deploy a rendered root (`emulator`, `aws`, `gcp`; then `kubernetes` with
   manifests): `render`, and `prepare` (render plus what the engine needs: the emulator, its
   state check, credentials, a provider mirror) followed by `plan`, `apply` (of a saved plan,
-  or planning as it goes), `refresh`, `drift`, `destroy`, `outputs` on the result.
+  or planning as it goes), `refresh`, `drift`, `destroy`, `outputs` on the result. They
+  also answer `state` (the remote state's bucket and lock: infra/commands/state.py, through
+  `prepare` and, for the emulator, `connect`).
   `real_cloud` ones make `apply` and `destroy` ask for confirmation.
 - Targets that run the stack on this machine (`local`): `up`, `down`, `status`, `demo`.
 
@@ -25,7 +27,7 @@ STATE_FILE = "terraform.tfstate"
 PLAN_FILE = "plan.json"  # `terraform show -json` of the last plan, in the root
 SAVED_PLAN = "tfplan"  # the last plan itself, in the root, unless `plan --out FILE` names another
 DRIFT_PLAN = "drift.tfplan"  # a refresh-only plan, removed once read
-RENDER_VERBS = frozenset({"render", "plan", "apply", "destroy", "outputs", "drift"})
+RENDER_VERBS = frozenset({"render", "plan", "apply", "destroy", "outputs", "drift", "state"})
 LOCAL_VERBS = frozenset({"up", "down", "status", "demo"})
 
 
@@ -102,7 +104,9 @@ class Prepared:
     emulator: Any = None  # infra.emulator.EmulatorInfo or targets.emulator.Endpoint, for the emulator target
 
     def has_state(self) -> bool:
-        return (self.workdir / STATE_FILE).is_file()
+        """Whether there may be something to destroy: a local state file, or any remote backend
+        (its state is not read here; Terraform finds out)."""
+        return self.stack.backend is not None or (self.workdir / STATE_FILE).is_file()
 
     @property
     def emulator_run(self) -> str | None:
@@ -149,7 +153,7 @@ class TerraformTarget(Target):
     @property
     def provider_constraint(self) -> str | None:
         """The AWS provider versions this target's rendered root accepts (a provider mirror must hold one)."""
-        from infra.render.render import AWS_PROVIDERS
+        from infra.render.providers import AWS_PROVIDERS
 
         provider = AWS_PROVIDERS.get(self.name)
         return provider.constraint if provider else None

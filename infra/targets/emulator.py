@@ -131,24 +131,36 @@ class EmulatorTarget(TerraformTarget):
         """Check the endpoint, render, make sure the bundled emulator runs
         (starting it unless told not to) or the user's endpoint answers, check the state against
         that run, point the root at it. `offline` is always on: the bundled provider, or `cli_config`'s mirror."""
-        from infra import emulator
-        from infra.render.render import AWS_PROVIDERS, EMULATOR_OVERRIDE, render_emulator_override
+        from infra.render.providers import AWS_PROVIDERS
+        from infra.render.render import EMULATOR_OVERRIDE, render_emulator_override
         from infra.terraform.runner import Terraform
 
         external = check_endpoint(endpoint) if endpoint is not None else None
         workdir = self.render(stack, out_dir)
-        info, started = external or emulator.status(), False
-        if info is None:
-            if not start_emulator:
-                raise OperationFailed("the emulator is not running: `gpufleet emulator start`")
-            info, started = emulator.start()
+        info, started = (external, False) if external else self.connect(start=start_emulator)
         check_state(workdir, info.run_id, recreate=recreate)
-        override = render_emulator_override(info.endpoint, AWS_PROVIDERS[self.name].major).encode()
+        # the provider, and an S3 state backend if the stack has one, point at the emulator
+        override = render_emulator_override(info.endpoint, AWS_PROVIDERS[self.name].major, stack.backend).encode()
         path = workdir / EMULATOR_OVERRIDE
         if not path.is_file() or path.read_bytes() != override:
             path.write_bytes(override)
-        tf = Terraform(workdir, offline=True, extra_env=dict(EMULATOR_ENV), cli_config=cli_config)
+        tf = Terraform(workdir, offline=True, extra_env=dict(EMULATOR_ENV), cli_config=cli_config,
+                       reconfigure=stack.backend is not None)
         return Prepared(stack, self.name, workdir, tf, info), started
+
+    def connect(self, endpoint: str | None = None, start: bool = True):
+        """The endpoint this target talks to: the user's (checked to answer), else the bundled
+        emulator, started unless `start` is False; (its info, whether it was started now)."""
+        from infra import emulator
+
+        if endpoint is not None:
+            return check_endpoint(endpoint), False
+        info = emulator.status()
+        if info is not None:
+            return info, False
+        if not start:
+            raise OperationFailed("the emulator is not running: `gpufleet emulator start`")
+        return emulator.start()
 
     def apply(self, prepared: Prepared, progress=None, plan_file: Path | None = None) -> None:
         try:

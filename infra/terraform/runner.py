@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from infra.state.lock import StateLocked, lock_info
 from infra.terraform.mirror import ensure_offline_cli_config, tool_dir
 from runtime.errors import BadInput, OperationFailed
 
@@ -136,6 +137,10 @@ class Terraform:
     argv: list[str] = field(default_factory=list)
     description: str = ""
     cli_config: Path | None = None  # a user's provider mirror (infra.terraform.mirror); wins over `offline`
+    # init -reconfigure: take the backend settings as they are now without migrating state. Only
+    # for the emulator, whose backend endpoint changes with each emulator run (and whose old
+    # state went with that run); elsewhere a changed backend stops init, so no state is lost.
+    reconfigure: bool = False
 
     def __post_init__(self):
         if not self.argv:
@@ -189,7 +194,7 @@ class Terraform:
         fingerprint = self._init_fingerprint()
         if not force and marker.is_file() and marker.read_text() == fingerprint:
             return False
-        res = self.run("init", "-input=false", "-no-color")
+        res = self.run("init", "-input=false", "-no-color", *(["-reconfigure"] if self.reconfigure else []))
         if res.rc != 0:
             raise TerraformFailed("init", [], res.stderr or res.stdout)
         marker.parent.mkdir(exist_ok=True)
@@ -228,7 +233,7 @@ class Terraform:
         diagnostics: list[Diagnostic] = []
         res = self.run(*args, stream=_json_lines(diagnostics, progress))
         if res.rc not in (0, 2):
-            raise TerraformFailed("plan", diagnostics, res.stderr)
+            raise _failure("plan", diagnostics, res.stderr)
         return PlanResult(out_path, self.show(str(out_path)), changes=res.rc == 2)
 
     def show(self, planfile: str) -> dict:
@@ -272,7 +277,14 @@ class Terraform:
         diagnostics: list[Diagnostic] = []
         res = self.run(*args, stream=_json_lines(diagnostics, progress))
         if res.rc != 0:
-            raise TerraformFailed(command, diagnostics, res.stderr)
+            raise _failure(command, diagnostics, res.stderr)
+
+
+def _failure(command: str, diagnostics: list[Diagnostic], raw: str) -> OperationFailed:
+    """The error for a failed command: StateLocked (naming the lock's holder) when another run
+    holds the state's lock, else TerraformFailed with the diagnostics."""
+    info = lock_info(diagnostics, raw)
+    return StateLocked(command, info) if info else TerraformFailed(command, diagnostics, raw)
 
 
 def _json_lines(diagnostics: list[Diagnostic], progress: Callable[[dict], None] | None) -> Callable[[str], None]:

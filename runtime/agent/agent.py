@@ -1,5 +1,10 @@
 """The serving instance's agent: publish the scaling metric, drain before termination.
 
+On AWS (`cloud: "aws"`, the default), as below. On GCP (`cloud: "gcp"`) the same values go to
+Cloud Monitoring as per-instance custom metrics (runtime.agent.gcp_monitoring states that
+contract), the instance is known from the GCE metadata server, and termination is a preemption
+notice (`instance/preempted`); there is no lifecycle action to complete.
+
 Metric contract with the Terraform scaling policy (infra renders it; do not change one side alone):
 namespace `GPUFleet` (configurable), metrics `InflightRequests` (Count: the mean over the
 publish interval of the in-flight requests per replica on this instance) and `GPUUtilization`
@@ -24,12 +29,14 @@ import signal
 import time
 from dataclasses import dataclass
 
+from runtime.agent.gcp_monitoring import DEFAULT_GPU_METRIC_TYPE, DEFAULT_METRIC_TYPE
 from runtime.agent.metadata import gpu_utilization, read_inflight
 from runtime.imds import InstanceMetadata
 from runtime.errors import BadInput
 from runtime.process import pid_alive
 
 log = logging.getLogger("gpufleet.agent")
+CLOUDS = ("aws", "gcp")
 
 
 @dataclass(frozen=True)
@@ -47,9 +54,21 @@ class AgentConfig:
     server_urls: tuple[str, ...] = ("http://127.0.0.1:8080",)
     server_pid_files: tuple[str, ...] = ()
     drain_timeout_s: float = 60.0
+    # GCP (cloud "gcp"): Cloud Monitoring metric types, the project written to (None: the
+    # instance's, from the metadata server) and the API endpoint (None: Google's)
+    cloud: str = "aws"
+    metric_type: str = DEFAULT_METRIC_TYPE
+    gpu_metric_type: str = DEFAULT_GPU_METRIC_TYPE
+    project: str | None = None
+    monitoring_endpoint: str | None = None
 
     def __post_init__(self):
         problems = []
+        if self.cloud not in CLOUDS:
+            problems.append(f"agent.cloud: unknown cloud (got {self.cloud!r}; allowed: {', '.join(CLOUDS)})")
+        for name in ("metric_type", "gpu_metric_type"):
+            if not getattr(self, name):
+                problems.append(f"agent.{name}: must not be empty")
         for name in ("publish_interval_s", "sample_interval_s", "lifecycle_poll_s", "drain_timeout_s"):
             if not getattr(self, name) > 0:
                 problems.append(f"agent.{name}: must be > 0 (got {getattr(self, name)!r})")
@@ -62,19 +81,36 @@ class AgentConfig:
 class Agent:
     """One agent per instance. `step(now)` does whatever is due; `run()` loops until terminated."""
 
-    def __init__(self, config: AgentConfig, cloudwatch=None, autoscaling=None, metadata=None):
+    def __init__(self, config: AgentConfig, cloudwatch=None, autoscaling=None, metadata=None, monitoring=None):
+        """AWS: `cloudwatch`, `autoscaling` (boto3 clients) and `metadata` (InstanceMetadata) are
+        made from the config when not given. GCP: `monitoring` (a MetricServiceClient) and
+        `metadata` (GceMetadata) likewise."""
+        self.config = config
+        self._samples: list[float] = []
+        self._next_publish = self._next_lifecycle = 0.0
+        self.terminated = False
+        if config.cloud == "gcp":
+            self._init_gcp(monitoring, metadata)
+            return
         import boto3
 
-        self.config = config
         endpoint = config.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
         self.cloudwatch = cloudwatch or boto3.client("cloudwatch", region_name=config.region, endpoint_url=endpoint)
         self.autoscaling = autoscaling or boto3.client("autoscaling", region_name=config.region, endpoint_url=endpoint)
         self.metadata = metadata or InstanceMetadata(config.metadata_url)
         self.instance_id = self.metadata.instance_id()
         self.group_name = config.group_name or self.metadata.group_name() or self._group_from_autoscaling()
-        self._samples: list[float] = []
-        self._next_publish = self._next_lifecycle = 0.0
-        self.terminated = False
+
+    def _init_gcp(self, client, metadata) -> None:
+        from runtime.agent.gcp_monitoring import CloudMonitoring
+
+        c = self.config
+        self.monitoring = CloudMonitoring(
+            {"InflightRequests": c.metric_type, "GPUUtilization": c.gpu_metric_type}, project=c.project,
+            endpoint=c.monitoring_endpoint, client=client, metadata=metadata)
+        self.metadata = self.monitoring.metadata
+        self.instance_id = self.monitoring.instance_id
+        self.group_name = c.group_name  # the autoscaler reads per-instance series: no group needed
 
     def _group_from_autoscaling(self) -> str:
         found = self.autoscaling.describe_auto_scaling_instances(InstanceIds=[self.instance_id])["AutoScalingInstances"]
@@ -94,6 +130,8 @@ class Agent:
 
     def publish(self) -> dict:
         """Put the interval's datapoints; returns what was sent (name -> value)."""
+        if self.config.cloud == "gcp":
+            return self._publish_gcp()
         sent = {}
         dims = [{"Name": "AutoScalingGroupName", "Value": self.group_name}]
         data = []
@@ -112,8 +150,21 @@ class Agent:
         self._samples.clear()
         return sent
 
+    def _publish_gcp(self) -> dict:
+        sent = {}
+        if self._samples:
+            sent["InflightRequests"] = sum(self._samples) / len(self._samples)
+        gpu = gpu_utilization()
+        if gpu is not None:
+            sent["GPUUtilization"] = gpu
+        self.monitoring.write(sent)
+        self._samples.clear()
+        return sent
+
     # -- termination ---------------------------------------------------------------------------
     def terminating(self) -> bool:
+        if self.config.cloud == "gcp":
+            return self.metadata.preempted()
         state = self.metadata.target_lifecycle_state()
         if state is not None:
             return state == "Terminated"
@@ -143,6 +194,8 @@ class Agent:
 
     @property
     def lifecycle_hook_name(self) -> str | None:
+        if self.config.cloud == "gcp":  # a managed instance group has no lifecycle actions
+            return None
         if self.config.lifecycle_hook_name:
             return self.config.lifecycle_hook_name
         if self.config.lifecycle_hook_suffix:

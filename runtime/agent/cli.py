@@ -1,5 +1,8 @@
 """`gpufleet agent` (and `python -m runtime.agent`): the serving instance's agent.
 
+On AWS it publishes to CloudWatch; with `--cloud gcp` (or `"cloud": "gcp"` in the config) to
+Cloud Monitoring.
+
 Settings come from `--config FILE` (the runtime config JSON: an `agent` section or the section
 itself) and flags; a flag given on the command line wins.
 """
@@ -26,6 +29,11 @@ _FLAGS = {
     "--metadata-url": ("metadata_url", str, "instance metadata base URL (default http://169.254.169.254)"),
     "--endpoint-url": ("endpoint_url", str, "AWS endpoint (default AWS_ENDPOINT_URL or AWS)"),
     "--drain-timeout-s": ("drain_timeout_s", float, "longest wait for replicas to exit (default 60)"),
+    "--cloud": ("cloud", str, "aws (CloudWatch, the default) or gcp (Cloud Monitoring)"),
+    "--metric-type": ("metric_type", str, "gcp: the in-flight metric's type "
+                      "(default custom.googleapis.com/gpufleet/inflight_requests)"),
+    "--project": ("project", str, "gcp: project to write metrics to (default: the instance's)"),
+    "--monitoring-endpoint": ("monitoring_endpoint", str, "gcp: Cloud Monitoring API endpoint (default Google's)"),
 }
 
 

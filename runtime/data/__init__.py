@@ -7,7 +7,7 @@ that training ranks and serving replicas own (seed section 3.1). One module per 
 |---|---|
 | `hashing` | the stable 64-bit key hash: xxh64 over a canonical encoding, vectorized in numpy |
 | `partitioners` | `hash`, `range`, `key` partitioners; null keys go to the null partition (id N) |
-| `storage` | the atomic writer, `_manifest.json`, readers; local paths and `s3://bucket/prefix` |
+| `storage` | the atomic writer, `_manifest.json`, readers; local paths, `s3://` and `gs://bucket/prefix` |
 | `query` | `COL = V` / `COL BETWEEN A AND B`, reading only partitions that can match |
 | `assignment` | virtual partitions -> workers, balanced, with move reports for resizes |
 | `sharding` | the deterministic global sample order of an epoch, per-rank iteration, the cursor |
@@ -17,7 +17,7 @@ Writing and reading:
 
     write_partitioned(source, out, strategy, key, num_partitions=None, split_points=None,
                       mapping_file=None, endpoint=None, progress=None) -> manifest dict
-        source: a CSV/Parquet file or directory (local or s3://), or a pyarrow Table/Dataset.
+        source: a CSV/Parquet file or directory (local, s3:// or gs://), or a pyarrow Table/Dataset.
     load_manifest(uri) -> dict          Dataset(uri) -> .manifest .schema .partitioner .files()
     read_table(uri, columns=None, partitions=None) -> pyarrow.Table
     read_arrays(uri, columns=None, partitions=None) -> {column: numpy array}  (torch.from_numpy-ready)

@@ -25,16 +25,16 @@ def register(subparsers):
     sub.required = True
 
     p = sub.add_parser("partition", help="split INPUT (CSV or Parquet, file or directory) into a partitioned dataset at OUT")
-    p.add_argument("input", metavar="INPUT", help="a .csv/.parquet file or a directory of them; local or s3://")
-    p.add_argument("out", metavar="OUT", help="where the dataset goes (must not exist); local or s3://bucket/prefix")
+    p.add_argument("input", metavar="INPUT", help="a .csv/.parquet file or a directory of them; local, s3:// or gs://")
+    p.add_argument("out", metavar="OUT", help="where the dataset goes (must not exist); local, s3:// or gs://bucket/prefix")
     p.add_argument("--strategy", required=True, help="hash, range or key")
     p.add_argument("--key", required=True, help="key column(s), comma-separated for a composite key")
     p.add_argument("--partitions", type=int, help="number of partitions N (range: optional with --split-points)")
     p.add_argument("--split-points", help='range: ascending split points "10,20,30"; composite components joined by "|"')
     p.add_argument("--mapping", help='key: JSON file {"mapping": {"us": 0, "eu": 1}, "default": 2}; '
                    'unmapped keys go to "default" (if absent: the last partition); composite keys joined by "|"')
-    p.add_argument("--endpoint", help="S3 endpoint URL (default: $GPUFLEET_S3_ENDPOINT, $AWS_ENDPOINT_URL_S3, "
-                   "$AWS_ENDPOINT_URL, else AWS)")
+    p.add_argument("--endpoint", help="object-store endpoint URL (default: S3 $GPUFLEET_S3_ENDPOINT, $AWS_ENDPOINT_URL_S3, "
+                   "$AWS_ENDPOINT_URL, else AWS; GCS $GPUFLEET_GCS_ENDPOINT, $STORAGE_EMULATOR_HOST, else Google)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=cmd_partition)
 

@@ -101,7 +101,7 @@ class GlobalOrder:
 class ShardedSampler:
     """This rank's share of an epoch's global order, resumable from a cursor at any world size.
 
-    `source`: a dataset location (local or s3://), an opened `Dataset`, or a manifest dict (then
+    `source`: a dataset location (local, s3:// or gs://), an opened `Dataset`, or a manifest dict (then
     only `iter_indices` works). `cursor`: a dict from `cursor()`; it overrides `epoch`.
     """
 

@@ -1,4 +1,4 @@
-"""Partitioned datasets on a local path or S3: the atomic writer, the manifest, the readers.
+"""Partitioned datasets on a local path, S3 or GCS: the atomic writer, the manifest, the readers.
 
 Layout of a dataset at OUT (Hive-style, so plain pyarrow/Spark/DuckDB can read it too):
 
@@ -14,13 +14,14 @@ written: a directory without it is not a dataset.
 
 Atomicity: everything is written under a temporary directory and moved into place at the
 end; on any error, KeyboardInterrupt included, the temporary files are deleted. Locally the
-staging directory is a sibling `.OUT.tmp-<id>` and the move is one `rename`. S3 has no rename:
-the dataset is staged in a local temporary directory (so it needs local disk for one copy),
+staging directory is a sibling `.OUT.tmp-<id>` and the move is one `rename`. S3 and GCS have no
+rename: the dataset is staged in a local temporary directory (so it needs local disk for one copy),
 then each file is uploaded and the manifest goes last; a failure while uploading deletes what
 had arrived, and readers never see a prefix without its manifest as a dataset.
 
-S3 locations are `s3://bucket/prefix`. Locations, the endpoint (the `endpoint` argument, else
-the variables named in runtime.store), the region and the clients all come from runtime.store.
+Remote locations are `s3://bucket/prefix` and `gs://bucket/prefix`. Locations, the endpoint (the
+`endpoint` argument, else the variables named in runtime.store), the region and the clients all
+come from runtime.store.
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ ROWS_PER_GROUP = 1 << 17  # bounds what a sampler reads for one block (see shard
 _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, pa.ArrowException, OSError)
 
 
-def _is_s3(fs):
-    return isinstance(fs, pafs.S3FileSystem)
+def _is_remote(fs):
+    """An object store (S3, GCS): no rename, so datasets are staged locally and uploaded."""
+    return not isinstance(fs, pafs.LocalFileSystem)
 
 
 def _info(fs, path, uri):
@@ -185,13 +187,13 @@ def write_partitioned(source, out, strategy, key, num_partitions=None, split_poi
     if info.type == pafs.FileType.File or (info.type == pafs.FileType.Directory and
                                            fs.get_file_info(pafs.FileSelector(path, recursive=False))):
         raise BadInput(f"OUT: {out} already exists and is not empty; choose a new location")
-    s3 = _is_s3(fs)
-    if s3 and _info(fs, path.split("/")[0], out).type == pafs.FileType.NotFound:
+    remote = _is_remote(fs)
+    if remote and _info(fs, path.split("/")[0], out).type == pafs.FileType.NotFound:
         raise BadInput(f"OUT: bucket of {out} does not exist (or is not visible with these credentials)")
     # The staging location: a sibling directory locally (same filesystem, so rename works), a
-    # local temporary directory for S3 (whose files are then uploaded, manifest last).
+    # local temporary directory for S3 and GCS (whose files are then uploaded, manifest last).
     stage_fs = pafs.LocalFileSystem()
-    if s3:
+    if remote:
         tmp = tempfile.mkdtemp(prefix="gpufleet-data-")
         os.rmdir(tmp)
     else:
@@ -231,7 +233,7 @@ def write_partitioned(source, out, strategy, key, num_partitions=None, split_poi
             raise
         writer.close()
         manifest = _manifest(stage_fs, tmp, part, schema, source)
-        if s3:
+        if remote:
             _upload(tmp, out, manifest, endpoint)
         else:
             _publish_local(tmp, path, manifest)
@@ -315,11 +317,13 @@ def _publish_local(tmp, path, manifest):
 
 
 def _upload(tmp, uri, manifest, endpoint):
-    """Upload the staged files under S3 location `uri`, the manifest last; on failure delete them.
+    """Upload the staged files under the S3 or GCS location `uri`, the manifest last; on failure
+    delete them.
 
-    Uploads go through boto3's transfer manager (runtime.store.put_file) rather than pyarrow's
-    S3 output stream: the latter always uses multipart uploads, whose completion moto 5.2.1
-    answers with a response pyarrow rejects (getmoto/moto#10055), and boto3 is a dependency anyway.
+    Uploads go through runtime.store.put_file (boto3's transfer manager, google-cloud-storage's
+    uploads) rather than pyarrow's output streams: pyarrow's S3 stream always uses multipart
+    uploads, whose completion moto 5.2.1 answers with a response pyarrow rejects
+    (getmoto/moto#10055), and one upload path for both stores keeps their failures alike.
     """
     root = store.parse(uri)
     done = []
@@ -397,7 +401,7 @@ class Dataset:
 
 
 def read_table(uri, columns=None, partitions=None, endpoint=None):
-    """The rows of a partitioned dataset (local or s3://) as one pyarrow Table, in manifest order."""
+    """The rows of a partitioned dataset (local, s3:// or gs://) as one pyarrow Table, in manifest order."""
     return Dataset(uri, endpoint).read_table(columns, partitions)
 
 

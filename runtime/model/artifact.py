@@ -8,10 +8,11 @@ Layout (format version 1)::
     <dir>/weights.pt   torch.save(module.state_dict()), loaded with weights_only=True
 
 `weights_only=True` is the contract that makes loading an artifact from a bucket safe: the file
-can only hold tensors, never code. An artifact can live on local disk or under an S3 prefix
-(`s3://bucket/prefix`); it is read through runtime.store, so the S3 endpoint follows that
-module's rule (`GPUFLEET_S3_ENDPOINT`, `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`, else AWS) and
-the emulator works the same way as AWS.
+can only hold tensors, never code. An artifact can live on local disk or under an S3 or GCS prefix
+(`s3://bucket/prefix`, `gs://bucket/prefix`); it is read through runtime.store, so the endpoint
+follows that module's rules (S3: `GPUFLEET_S3_ENDPOINT`, `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`,
+else AWS; GCS: `GPUFLEET_GCS_ENDPOINT`, `STORAGE_EMULATOR_HOST`, else Google) and an emulator
+works the same way as the cloud.
 
 Anything wrong with an artifact (missing, unreadable, inconsistent) is the user's input and
 raises `BadInput` naming the artifact and what is wrong, so a server fails at startup with a
@@ -97,7 +98,7 @@ def save_artifact(directory, kind: str, module: torch.nn.Module, meta: dict) -> 
 
 
 def load_artifact(location) -> Predictor:
-    """Load the artifact at a local directory or `s3://bucket/prefix`; raise BadInput if unusable."""
+    """Load the artifact at a local directory, `s3://bucket/prefix` or `gs://bucket/prefix`; raise BadInput if unusable."""
     where = str(location)
     meta_bytes, weight_bytes = _read(where)
     try:
@@ -127,12 +128,12 @@ def load_artifact(location) -> Predictor:
 
 
 def _read(where: str) -> tuple[bytes, bytes]:
-    """model.json and weights.pt of the artifact at `where` (local or S3), or BadInput."""
+    """model.json and weights.pt of the artifact at `where` (local, S3 or GCS), or BadInput."""
     try:
         root = store.parse(where)
     except BadInput as e:
         raise BadInput(f"model {e}") from None
-    if not root.is_s3 and not os.path.isdir(root.key):
+    if not root.is_remote and not os.path.isdir(root.key):
         raise BadInput(f"model {where}: no such artifact directory (expected a directory with {META_FILE} and {WEIGHTS_FILE})")
     out = []
     for name in (META_FILE, WEIGHTS_FILE):
@@ -141,7 +142,7 @@ def _read(where: str) -> tuple[bytes, bytes]:
             out.append(store.get_bytes(loc))
         except store.StoreError as e:
             if e.code is None:
-                raise BadInput(f"model {where}: cannot reach S3 for {loc} ({e.detail})") from None
+                raise BadInput(f"model {where}: cannot reach {store.REMOTE_SCHEMES[root.scheme]} for {loc} ({e.detail})") from None
             raise BadInput(f"model {where}: cannot read {loc} ({e.code})") from None
         except OSError as e:
             raise BadInput(f"model {where}: cannot read {name} ({e.strerror})") from None

@@ -15,7 +15,7 @@ from runtime.serve.config import ServeConfig
 
 # flag -> ServeConfig field; every default is None so "not given" is distinguishable.
 _FLAGS = {
-    "--model": ("model", str, "model artifact: a directory or s3://bucket/prefix (required)"),
+    "--model": ("model", str, "model artifact: a directory, s3:// or gs://bucket/prefix (required)"),
     "--host": ("host", str, "address to listen on (default 127.0.0.1)"),
     "--port": ("port", int, "port to listen on; 0 picks a free one (default 8080)"),
     "--max-batch-size": ("max_batch_size", int, "most rows per forward pass; 1 turns batching off (default 64)"),
@@ -50,7 +50,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> ServeConfig:
     data = settings_from(args, _FLAGS, "serve")
     if not data.get("model"):
-        raise BadInput("--model: required (a model artifact directory or s3://bucket/prefix)")
+        raise BadInput("--model: required (a model artifact directory, s3:// or gs://bucket/prefix)")
     return ServeConfig.from_dict(data)
 
 

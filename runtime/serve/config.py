@@ -18,7 +18,7 @@ from runtime.errors import BadInput
 class ServeConfig:
     """One replica's settings.
 
-    - `model`: artifact directory or `s3://bucket/prefix` (see runtime.model).
+    - `model`: artifact directory, `s3://` or `gs://bucket/prefix` (see runtime.model).
     - `host`/`port`: where to listen; loopback by default, an instance sets 0.0.0.0 behind its LB.
     - `max_batch_size`: most rows per forward pass; 1 turns batching off.
     - `max_delay_ms`: longest a queued request may wait for a batch to fill once the worker is

@@ -15,6 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from runtime import store
 from runtime.errors import BadInput
 from runtime.serve.config import ServeConfig
 
@@ -26,8 +27,19 @@ def serve_config(config: dict) -> ServeConfig:
         if not bucket:
             env = config["artifacts"].get("bucket_env")
             raise BadInput(f"serve.model: not set, and no artifacts bucket in ${env} to find the latest model in")
-        serve["model"] = f"s3://{bucket}/{config['artifacts']['models']}"
+        serve["model"] = store.bucket_url(config["artifacts"], config["artifacts"]["models"], config.get("cloud"))
     return ServeConfig.from_dict(serve)
+
+
+def agent_settings(config: dict) -> dict:
+    """The agent's section, with the runtime config's `cloud` and, on GCP, `gcp.project`
+    (settings the section itself gives win)."""
+    agent = dict(config.get("agent") or {})
+    agent.setdefault("cloud", config.get("cloud") or "aws")
+    project = (config.get("gcp") or {}).get("project")
+    if agent["cloud"] == "gcp" and project:
+        agent.setdefault("project", project)
+    return agent
 
 
 def run_from_config(config: dict) -> int:
@@ -37,7 +49,7 @@ def run_from_config(config: dict) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="gpufleet-serve-"))
     pid_file = workdir / "replica.pid"
     agent_config = workdir / "agent.json"
-    agent_config.write_text(json.dumps({"agent": config["agent"]}))
+    agent_config.write_text(json.dumps({"agent": agent_settings(config)}))
     agent = subprocess.Popen([
         sys.executable, "-m", "runtime.agent", "--config", str(agent_config),
         "--server-url", f"http://127.0.0.1:{cfg.port}", "--pid-file", str(pid_file),

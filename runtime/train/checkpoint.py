@@ -1,6 +1,6 @@
-"""Checkpoints: a run's whole state, committed atomically, to a local directory or S3.
+"""Checkpoints: a run's whole state, committed atomically, to a local directory, S3 or GCS.
 
-Layout under the checkpoint root (a directory or `s3://bucket/prefix`)::
+Layout under the checkpoint root (a directory, `s3://bucket/prefix` or `gs://bucket/prefix`)::
 
     step-000000120/state.pt     torch.save of {model, optimizer, data cursor, rng, step, ...}
     step-000000120/COMMIT       {"step": 120, "xxh3_64": ..., "bytes": ...}, written last
@@ -19,8 +19,9 @@ of the checkpoint interval; the training loop only waits, at `fence()` before it
 step, for a copy that has not finished. A new save waits for the previous one.
 Checksums are xxh3-64 (a 200 MB state hashes in ~30 ms; sha256 would take ~10x longer).
 A checkpoint taken with W ranks resumes on any W': nothing in it depends on the world size.
-Storage goes through runtime.store, whose endpoint rule (the `endpoint` argument, else
-`GPUFLEET_S3_ENDPOINT`, `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`) every S3 user shares.
+Storage goes through runtime.store, whose endpoint rules (the `endpoint` argument, else
+`GPUFLEET_S3_ENDPOINT`, `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL` for S3; `GPUFLEET_GCS_ENDPOINT`,
+`STORAGE_EMULATOR_HOST` for GCS) every object-store user shares.
 """
 
 from __future__ import annotations
@@ -207,7 +208,7 @@ class Checkpointer:
         try:
             name = _name(step)
             data = self.loc.join(name, STATE)
-            if not data.is_s3:  # streamed to disk: no second copy of the state in memory
+            if not data.is_remote:  # streamed to disk: no second copy of the state in memory
                 os.makedirs(os.path.dirname(data.key), exist_ok=True)
                 with store.open_atomic(data.key, "wb", fsync=True) as f:
                     w = _HashingWriter(f, budget, expected, sync_every=self.SYNC_EVERY if budget else 0)

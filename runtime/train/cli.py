@@ -80,14 +80,15 @@ def add_arguments(p):
     p.add_argument("--comm-hook", choices=("none", "fp16"), default="none",
                    help="compress DDP gradients for the all-reduce (default none: exact)")
     p.add_argument("--log-every", type=float, default=2.0, help="seconds between progress lines (default 2)")
-    p.add_argument("--checkpoint-dir", help="local directory or s3://bucket/prefix (default OUT/checkpoints)")
+    p.add_argument("--checkpoint-dir", help="local directory, s3://bucket/prefix or gs://bucket/prefix (default OUT/checkpoints)")
     p.add_argument("--checkpoint-every", type=int, default=0, help="steps between checkpoints (0: end and SIGTERM)")
     p.add_argument("--keep", type=int, default=3, help="checkpoints kept (default 3)")
     p.add_argument("--sync-checkpoint", action="store_true", help="save checkpoints synchronously")
     p.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     p.add_argument("--json-logs", action="store_true", help="progress as JSON lines on stderr")
-    p.add_argument("--endpoint", help="S3 endpoint URL (default: $GPUFLEET_S3_ENDPOINT, $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, else AWS)")
+    p.add_argument("--endpoint", help="object-store endpoint URL for the s3:// or gs:// locations (default: S3 $GPUFLEET_S3_ENDPOINT, "
+                   "$AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, else AWS; GCS $GPUFLEET_GCS_ENDPOINT, $STORAGE_EMULATOR_HOST, else Google)")
 
 
 def config_from_args(args) -> TrainConfig:

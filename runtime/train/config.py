@@ -42,7 +42,7 @@ class TrainConfig:
     dtype: str = "float32"
     nproc: int = 1
     max_restarts: int = 0
-    checkpoint_dir: str | None = None  # local dir or s3://bucket/prefix; default OUT/checkpoints
+    checkpoint_dir: str | None = None  # local dir, s3:// or gs://bucket/prefix; default OUT/checkpoints
     checkpoint_every: int = 0          # steps; 0 = only at the end of each epoch and on SIGTERM
     keep: int = 3
     async_checkpoint: bool = True
@@ -51,7 +51,7 @@ class TrainConfig:
     log_every_s: float = 2.0
     endpoint: str | None = None
     in_memory_limit_bytes: int = 2 << 30
-    termination_watch: dict | None = None  # {"metadata_url", "group", "hook", "region", "poll_s"}
+    termination_watch: dict | None = None  # {"metadata_url", "group", "hook", "region", "poll_s", "cloud"}
     parallel: str = "data"             # data (DDP) | pipeline (mlp: one stage of layers per rank)
     microbatches: int = 4              # pipeline: microbatches per step
     sweep: dict | None = None          # {"param": "lr", "values": [...]}: one job per value, spread over ranks

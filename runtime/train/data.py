@@ -41,8 +41,8 @@ IN_MEMORY_LIMIT = 2 << 30
 
 
 def _exists(path):
-    if store.parse(path).is_s3:
-        return True  # checked when read: an S3 listing needs credentials and an endpoint
+    if store.parse(path).is_remote:
+        return True  # checked when read: a remote listing needs credentials and an endpoint
     return os.path.exists(path)
 
 
@@ -50,7 +50,7 @@ def prepare_source(data, out, min_partitions=1, endpoint=None):
     """A partitioned-dataset location for `data` (a dataset, or a CSV/Parquet file)."""
     if not _exists(data):
         raise BadInput(f"--data: {data} does not exist")
-    if store.parse(data).is_s3 or os.path.isdir(data):
+    if store.parse(data).is_remote or os.path.isdir(data):
         try:
             load_manifest(data, endpoint)
         except BadInput:

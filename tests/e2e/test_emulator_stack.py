@@ -11,17 +11,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 
 import pytest
 
 from infra.spec import load_stack
 
 sys.path.insert(0, os.path.dirname(__file__))
-from e2e_helpers import aws_client  # noqa: E402
+from e2e_helpers import ROOT, aws_client  # noqa: E402
 from e2e_helpers import run_gpufleet as gpufleet  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 

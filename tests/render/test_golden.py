@@ -65,14 +65,29 @@ def test_render_is_deterministic():
     assert a == b
 
 
-def test_targets_differ_only_in_provider_constraint():
+def test_targets_differ_only_by_provider_major():
+    """The emulator (provider 3.39) and aws (5.x, 6.x) roots differ in the provider pin, the
+    emulator's tfvars, and the storage module's variant (called and copied): nothing else
+    (infra/render/providers.py)."""
     for example in EXAMPLES:
         emu, aws = rendered(example, "emulator"), rendered(example, "aws")
-        differing = {k for k in emu if emu[k] != aws[k]}
-        assert differing == {"providers.tf", "terraform.tfvars.json"}
+        storage = {k for k in emu.keys() | aws.keys() if k.startswith("modules/aws/storage/")}
+        differing = {k for k in emu.keys() | aws.keys() if emu.get(k) != aws.get(k)}
+        assert differing == {"main.tf", "providers.tf", "terraform.tfvars.json"} | storage
+        assert {k for k in storage if k in emu} == {k for k in storage if k.startswith("modules/aws/storage/provider-v3/")}
+        assert {k for k in storage if k in aws} == {k for k in storage if "/provider-v3/" not in k}
         assert json.loads(aws["terraform.tfvars.json"]).keys() == {"region", "force_destroy_artifacts"}
         assert b'version = "= 3.39.0"' in emu["providers.tf"]
-        assert b'version = ">= 5.0, < 6.0"' in aws["providers.tf"]
+        assert b'version = ">= 5.0, < 7.0"' in aws["providers.tf"]
+        main_diff = set(emu["main.tf"].decode().splitlines()) ^ set(aws["main.tf"].decode().splitlines())
+        assert main_diff == {'  source = "./modules/aws/storage/provider-v3"', '  source = "./modules/aws/storage"'}
+
+
+def test_storage_variants_share_their_interface():
+    """The root wires either storage variant the same way: identical inputs and outputs."""
+    base = ROOT / "modules/aws/storage"
+    for name in ("variables.tf", "outputs.tf"):
+        assert (base / name).read_text() == (base / "provider-v3" / name).read_text(), name
 
 
 def test_rendering_for_aws_removes_an_emulator_override(tmp_path):

@@ -35,10 +35,13 @@ def training_only():
     return parse_stack(data)
 
 
-def test_copies_exactly_the_modules_the_root_calls(tmp_path):
-    out = render(load_stack(EXAMPLE), tmp_path / "root")
+@pytest.mark.parametrize("target, storage", [("emulator", "aws/storage/provider-v3"), ("aws", "aws/storage")])
+def test_copies_exactly_the_modules_the_root_calls(tmp_path, target, storage):
+    """The storage module's variant for the target's provider major, and not the other one
+    (provider-v3 lives inside modules/aws/storage/ but is a module of its own)."""
+    out = render(load_stack(EXAMPLE), tmp_path / "root", target=target)
     calls = module_sources((out / "main.tf").read_text())
-    assert calls == ["aws/alb", "aws/gpu-asg", "aws/iam", "aws/network", "aws/storage"]
+    assert calls == ["aws/alb", "aws/gpu-asg", "aws/iam", "aws/network", storage]
     copied = sorted(p.relative_to(out / "modules").as_posix() for p in (out / "modules").rglob("*") if p.is_file())
     expected = sorted(p.relative_to(ROOT / "modules").as_posix() for c in calls
                       for p in (ROOT / "modules" / c).iterdir() if p.suffix in (".tf", ".md"))

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from infra.render import render
-from infra.render.render import AWS_PROVIDERS
+from infra.render.providers import AWS_PROVIDERS
 from infra.spec import load_stack
 from infra.target_names import AWS
 from infra.terraform.mirror import mirrored_versions, satisfies, user_mirror_cli_config

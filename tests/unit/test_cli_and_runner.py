@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from infra.cli import build_parser, main
-from infra.render.render import render_files
+from infra.render.render import render_emulator_override, render_files
 from infra.spec import parse_stack
 from infra.terraform.runner import Diagnostic, Terraform, format_plan_summary, plan_summary
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = ["init", "validate", "schema", "render", "plan", "apply", "destroy", "outputs", "drift", "emulator", "run",
-            "data", "serve", "agent", "train", "up", "down", "status", "demo"]
+COMMANDS = ["init", "validate", "schema", "render", "plan", "apply", "destroy", "outputs", "drift", "emulator",
+            "state", "run", "data", "serve", "agent", "train", "up", "down", "status", "demo"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -36,7 +36,7 @@ def test_real_cloud_apply_needs_confirmation(tmp_path, capsys, monkeypatch):
     import infra.commands.deploy as deploy
 
     calls = []
-    monkeypatch.setattr(deploy, "_prepare", lambda args, recreate=False: calls.append(args) or _FakePrepared())
+    monkeypatch.setattr(deploy, "prepare", lambda args, recreate=False: calls.append(args) or _FakePrepared())
     monkeypatch.setattr(sys, "stdin", open("/dev/null"))
     assert main(["apply", str(ROOT / "examples/aws-gpu-fleet.yaml"), "--target", "aws"]) == 2
     assert "--yes: required to apply on target aws" in capsys.readouterr().err
@@ -85,15 +85,30 @@ def test_diagnostic_rendering():
 
 
 def test_s3_backend_renders_with_locking():
+    """A lock file by default (and Terraform 1.10 for it), a DynamoDB table when asked; the
+    emulator's override repeats the whole backend with the emulator's endpoints."""
     data = {
         "name": "remote",
         "serving": {"instance_type": "g5.xlarge", "replicas": {"min": 1, "max": 2}},
-        "backend": {"type": "s3", "bucket": "tf-state-bucket", "key": "gpufleet/remote.tfstate",
-                    "region": "us-east-1", "dynamodb_table": "tf-locks"},
+        "backend": {"type": "s3", "bucket": "tf-state-bucket", "key": "gpufleet/remote.tfstate"},
     }
-    providers = render_files(parse_stack(data), "aws")["providers.tf"].decode()
-    assert 'backend "s3" {' in providers
-    assert 'dynamodb_table = "tf-locks"' in providers and "encrypt        = true" in providers
+    stack = parse_stack(data)
+    providers = render_files(stack, "aws")["providers.tf"].decode()
+    assert 'backend "s3" {' in providers and 'required_version = ">= 1.10"' in providers
+    assert 'use_lockfile = true' in providers and "encrypt      = true" in providers
+    assert 'region       = "us-east-1"' in providers and "dynamodb_table" not in providers
+    assert "endpoints" not in providers and "skip_" not in providers  # real AWS: nothing of the emulator's
+
+    override = render_emulator_override("http://127.0.0.1:5555", 3, stack.backend)
+    backend = override[override.index('backend "s3"'):]
+    assert 'bucket       = "tf-state-bucket"' in backend and "use_lockfile = true" in backend
+    assert 's3       = "http://127.0.0.1:5555"' in backend and "use_path_style              = true" in backend
+    assert 'backend "s3"' not in render_emulator_override("http://127.0.0.1:5555", 3, None)
+
+    ddb = parse_stack({**data, "backend": {**data["backend"], "lock": "dynamodb", "dynamodb_table": "tf-locks"}})
+    providers = render_files(ddb, "aws")["providers.tf"].decode()
+    assert 'dynamodb_table = "tf-locks"' in providers and "use_lockfile" not in providers
+    assert 'required_version = ">= 1.3"' in providers
     local = render_files(parse_stack({**data, "backend": {"type": "local"}}), "aws")["providers.tf"].decode()
     assert "backend" not in local
 

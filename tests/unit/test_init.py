@@ -92,7 +92,8 @@ def test_makefile_targets_call_the_cli(tmp_path):
     assert "gpufleet apply stacks/prod.yaml --target aws --plan plans/prod.tfplan --yes" in dry(
         "apply", STACK="prod", TARGET="aws")
     assert "gpufleet drift stacks/example.yaml --target emulator" in dry("drift")
-    assert "gpufleet state bootstrap stacks/example.yaml" in dry("bootstrap")
+    assert "gpufleet state bootstrap stacks/example.yaml --target emulator" in dry("bootstrap")
+    assert "gpufleet state bootstrap stacks/prod.yaml --target aws" in dry("bootstrap", STACK="prod", TARGET="aws")
     assert "gpufleet destroy stacks/example.yaml" in dry("destroy")
 
 

@@ -1,7 +1,7 @@
 """The layering, held: the import-linter contracts in pyproject.toml pass on this tree.
 
 The contracts (see `[tool.importlinter]`): the runtime never imports `infra`; `runtime.train`
-and `runtime.serve` never reach each other, even through a third module; `runtime.data` sits
+and `runtime.serve` never reach each other, even through a third module; `runtime.data` and `runtime.gcp` sit
 below the roles; `infra.spec` only validates; no import cycle in `runtime/` or `infra/`.
 
 The second test shows the check can fail: it copies the packages beside the same contracts,
@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CONTRACTS = ("runtime-stands-alone", "train-serve-apart", "data-below-roles", "spec-is-pure", "no-cycles")
+CONTRACTS = ("runtime-stands-alone", "train-serve-apart", "data-below-roles", "gcp-below-roles", "spec-is-pure",
+             "no-cycles")
 
 pytest.importorskip("importlinter", reason="import-linter is a dev dependency (`make setup` installs it)")
 
@@ -40,9 +41,10 @@ def test_the_layering_contracts_are_kept():
 @pytest.mark.parametrize(
     "module, line, broken",
     [
-        ("runtime/store.py", "import infra.target_names", "runtime never imports infra"),
+        ("runtime/store/__init__.py", "import infra.target_names", "runtime never imports infra"),
         ("runtime/data/__init__.py", "import runtime.fleet.policy", "runtime.data imports none of"),
         ("runtime/train/lifecycle.py", "import runtime.serve.metrics", "runtime.train and runtime.serve never reach"),
+        ("runtime/gcp/metadata.py", "import runtime.fleet.policy", "runtime.gcp imports none of"),
         ("infra/spec/gpus.py", "import subprocess", "infra.spec validates only"),
         ("runtime/train/rules.py", "import runtime.train.config", "no import cycle"),
     ],

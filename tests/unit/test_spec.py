@@ -103,6 +103,17 @@ def test_weighted_example_resolves_pools():
         ("serving.nodes", 3, "serving.nodes: unknown field (got 'nodes'; allowed: instance_type, gpus_per_node"),
         ("tags", {"aws:owner": "x"}, "tags: invalid tag key (got 'aws:owner'"),
         ("backend", {"type": "s3"}, "backend.bucket: required when backend.type is 's3'"),
+        ("backend", {"type": "s3", "bucket": "tf-state"}, "backend.key: required when backend.type is 's3'"),
+        ("backend", {"type": "s3", "bucket": "tf-state", "key": "/stacks/x.tfstate"},
+         "backend.key: must not start or end with '/'"),
+        ("backend", {"type": "s3", "bucket": "tf-state", "key": "k", "lock": "dynamodb"},
+         "backend.dynamodb_table: required when backend.lock is 'dynamodb'"),
+        ("backend", {"type": "s3", "bucket": "tf-state", "key": "k", "dynamodb_table": "locks"},
+         "backend.dynamodb_table: only used when backend.lock is 'dynamodb' (got 'locks' with lock 'lockfile'"),
+        ("backend", {"type": "s3", "bucket": "tf-state", "key": "k", "lock": "consul"},
+         "backend.lock: not an allowed value (got 'consul'"),
+        ("backend", {"type": "local", "bucket": "tf-state"}, "backend.bucket: only used when backend.type is 's3'"),
+        ("backend", {"type": "s3", "bucket": "tf-state", "key": "k", "lock": "dynamodb", "dynamodb_table": "locks"}, None),
         ("regoin", "us-east-1", "regoin: unknown field (got 'regoin'; allowed: name, cloud, region"),
     ],
 )
@@ -199,3 +210,13 @@ def test_cli_validate_exit_codes(tmp_path):
     assert ok.returncode == 0 and ok.stdout.startswith("ok: stack")
     schema = subprocess.run([sys.executable, "-m", "infra.cli", "schema"], capture_output=True, text=True, cwd=ROOT)
     assert schema.returncode == 0 and json.loads(schema.stdout)["title"] == "gpufleet stack spec"
+
+
+def test_s3_backend_resolves_its_defaults():
+    data = with_("backend", {"type": "s3", "bucket": "tf-state", "key": "stacks/x.tfstate"})
+    data["region"] = "eu-west-1"
+    b = parse_stack(data).backend
+    assert (b.bucket, b.key, b.region, b.lock, b.dynamodb_table) == ("tf-state", "stacks/x.tfstate", "eu-west-1",
+                                                                     "lockfile", None)
+    assert b.uri == "s3://tf-state/stacks/x.tfstate"
+    assert parse_stack(with_("backend", {"type": "local"})).backend is None

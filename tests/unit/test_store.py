@@ -195,6 +195,6 @@ def test_checkpoints_artifacts_and_role_upload_honour_gpufleet_s3_endpoint(aws_c
     km = KMeans(4, 2)
     km.centroids.copy_(torch.tensor([[0.0] * 4, [5.0] * 4]))
     save_artifact(tmp_path / "model", "kmeans", km, {"n_features": 4, "k": 2})
-    upload_model(str(tmp_path / "model"), "art", "models/latest/")
+    upload_model(str(tmp_path / "model"), "s3://art/models/latest/")
     predictor = load_artifact("s3://art/models/latest/")
     assert predictor.predict(np.full((1, 4), 4.0, dtype=np.float32)) == [1]

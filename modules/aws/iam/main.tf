@@ -1,5 +1,6 @@
 data "aws_partition" "current" {}
 
+# `.id` is the region name in every provider major (6.x deprecates `.name`; 3.x and 5.x have no `.region`).
 data "aws_region" "current" {}
 
 data "aws_caller_identity" "current" {}
@@ -9,7 +10,7 @@ locals {
 
   group_arns = [
     for g in var.autoscaling_group_names :
-    "arn:${data.aws_partition.current.partition}:autoscaling:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:autoScalingGroup:*:autoScalingGroupName/${g}"
+    "arn:${data.aws_partition.current.partition}:autoscaling:${data.aws_region.current.id}:${data.aws_caller_identity.current.account_id}:autoScalingGroup:*:autoScalingGroupName/${g}"
   ]
 }
 

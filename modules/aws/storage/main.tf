@@ -1,42 +1,63 @@
+# AWS provider 4.9 to 6.x. Each of the bucket's settings is a resource of its own (the inline
+# blocks of aws_s3_bucket are deprecated), and objects are aws_s3_object. provider-v3/ is this
+# module for provider 3.x, which has neither: same inputs, outputs and resulting bucket.
 locals {
-  kms_key_id = var.kms_key_arn == "" ? null : var.kms_key_arn
+  kms_key_id  = var.kms_key_arn == "" ? null : var.kms_key_arn
+  object_keys = sort([for o in aws_s3_object.this : o.key])
 }
 
-# Versioning, encryption and lifecycle are inline blocks: the split aws_s3_bucket_* resources
-# do not exist in provider 3.39, and the inline blocks are still accepted (deprecated) in 5.x.
 resource "aws_s3_bucket" "this" {
   bucket        = var.bucket == "" ? null : var.bucket
   bucket_prefix = var.bucket == "" ? "${var.name}-artifacts-" : null
   force_destroy = var.force_destroy
-
-  versioning {
-    enabled = true
-  }
-
-  server_side_encryption_configuration {
-    rule {
-      apply_server_side_encryption_by_default {
-        sse_algorithm     = "aws:kms"
-        kms_master_key_id = local.kms_key_id
-      }
-    }
-  }
-
-  lifecycle_rule {
-    id                                     = "expire-noncurrent-versions"
-    enabled                                = true
-    abort_incomplete_multipart_upload_days = 7
-
-    noncurrent_version_expiration {
-      days = var.noncurrent_version_expiration_days
-    }
-  }
 
   tags = merge(var.tags, { Name = var.bucket == "" ? "${var.name}-artifacts" : var.bucket })
 
   #checkov:skip=CKV_AWS_18:Server access logs need a second, dedicated log bucket; left to the user's account-wide logging setup.
   #checkov:skip=CKV_AWS_144:Cross-region replication doubles storage cost; artifacts can be rebuilt from the stack, checkpoints are versioned.
   #checkov:skip=CKV2_AWS_62:No consumer of object events exists; event notifications would have nowhere to go.
+}
+
+resource "aws_s3_bucket_versioning" "this" {
+  bucket = aws_s3_bucket.this.id
+
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
+  bucket = aws_s3_bucket.this.id
+
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = "aws:kms"
+      kms_master_key_id = local.kms_key_id
+    }
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "this" {
+  bucket = aws_s3_bucket.this.id
+
+  rule {
+    id     = "expire-noncurrent-versions"
+    status = "Enabled"
+
+    # every object in the bucket
+    filter {}
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 7
+    }
+
+    noncurrent_version_expiration {
+      noncurrent_days = var.noncurrent_version_expiration_days
+    }
+  }
+
+  # a rule on noncurrent versions presumes versioning
+  depends_on = [aws_s3_bucket_versioning.this]
 }
 
 resource "aws_s3_bucket_public_access_block" "this" {
@@ -83,8 +104,7 @@ resource "aws_s3_bucket_policy" "this" {
   depends_on = [aws_s3_bucket_public_access_block.this]
 }
 
-# aws_s3_bucket_object exists in 3.39 and (deprecated) in 5.x; aws_s3_object is 4.x+ only.
-resource "aws_s3_bucket_object" "this" {
+resource "aws_s3_object" "this" {
   for_each = var.objects
 
   bucket                 = aws_s3_bucket.this.id
@@ -101,5 +121,6 @@ resource "aws_s3_bucket_object" "this" {
 
   tags = var.tags
 
-  depends_on = [aws_s3_bucket_policy.this]
+  # uploaded once the bucket is versioned and (on AWS) refuses plain HTTP
+  depends_on = [aws_s3_bucket_policy.this, aws_s3_bucket_versioning.this]
 }

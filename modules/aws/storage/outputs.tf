@@ -10,7 +10,7 @@ output "bucket_arn" {
 
 output "object_keys" {
   description = "Keys of the uploaded objects."
-  value       = sort([for o in aws_s3_bucket_object.this : o.key])
+  value       = local.object_keys
 }
 
 output "bucket_regional_domain_name" {

@@ -1,4 +1,5 @@
-# Plan-level assertions on the storage module with a mocked AWS provider (no server).
+# Plan-level assertions on the storage module (AWS provider 4.9-6.x: a resource per bucket
+# setting) with a mocked AWS provider (no server).
 mock_provider "aws" {
   mock_resource "aws_s3_bucket" {
     defaults = {
@@ -15,12 +16,16 @@ run "bucket_is_private_and_encrypted" {
   command = plan
 
   assert {
-    condition     = aws_s3_bucket.this.server_side_encryption_configuration[0].rule[0].apply_server_side_encryption_by_default[0].sse_algorithm == "aws:kms"
+    condition     = one(aws_s3_bucket_server_side_encryption_configuration.this.rule).apply_server_side_encryption_by_default[0].sse_algorithm == "aws:kms"
     error_message = "the bucket is KMS-encrypted by default"
   }
   assert {
-    condition     = aws_s3_bucket.this.versioning[0].enabled
+    condition     = aws_s3_bucket_versioning.this.versioning_configuration[0].status == "Enabled"
     error_message = "versioning keeps overwritten checkpoints"
+  }
+  assert {
+    condition     = aws_s3_bucket_lifecycle_configuration.this.rule[0].noncurrent_version_expiration[0].noncurrent_days == 30
+    error_message = "overwritten versions expire"
   }
   assert {
     condition     = aws_s3_bucket_public_access_block.this.block_public_acls && aws_s3_bucket_public_access_block.this.block_public_policy && aws_s3_bucket_public_access_block.this.ignore_public_acls && aws_s3_bucket_public_access_block.this.restrict_public_buckets

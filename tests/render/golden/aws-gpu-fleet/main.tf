@@ -26,7 +26,7 @@ module "network" {
 }
 
 module "storage" {
-  source = "./modules/aws/storage"
+  source = "./modules/aws/storage/provider-v3"
 
   name          = local.stack
   bucket        = ""

@@ -25,7 +25,7 @@ module "network" {
 }
 
 module "storage" {
-  source = "./modules/aws/storage"
+  source = "./modules/aws/storage/provider-v3"
 
   name          = local.stack
   bucket        = ""

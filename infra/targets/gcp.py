@@ -5,7 +5,9 @@ $GOOGLE_APPLICATION_CREDENTIALS (a key or workload identity federation file), a 
 variable ($GOOGLE_CREDENTIALS, $GOOGLE_OAUTH_ACCESS_TOKEN), gcloud's ADC file
 (`gcloud auth application-default login`), or the metadata server when gpufleet itself runs on
 Compute Engine. `prepare` looks for them before anything is rendered or run: without any, it
-stops with BadInput (exit 2) naming what it looked for.
+stops with BadInput (exit 2) naming what it looked for. Then it asks the project whether the
+fleets can exist (infra.targets.gcp_preflight: machine and GPU types in each zone, GPU quotas)
+and stops, exit 2, with every problem, before anything is rendered.
 
 No Google provider can be downloaded on an offline machine, so `plan --offline` does not run
 Terraform's plan: it renders the root and runs the offline checks (infra.targets.gcp_offline:
@@ -70,6 +72,32 @@ def find_credentials() -> str:
     )
 
 
+def fleet_needs(stack) -> list:
+    """What preflight checks for a resolved GCP stack: one FleetNeed per managed instance group
+    (a spot group draws on the PREEMPTIBLE_ quotas), named by the spec field of its fleet."""
+    from infra.targets.gcp_preflight import FleetNeed
+
+    g = stack.gcp
+    pools = (stack.spec.serving.pools or []) if stack.spec.serving else []
+    paths = {p.name: f"serving.pools[{i}]" for i, p in enumerate(pools)}
+    needs = []
+    for fleet in g.fleets:
+        # a pool's problems name its own fields (a pool's replicas override serving.replicas)
+        path = "training" if fleet.role == "train" else paths.get(fleet.pool, "serving")
+        for group in fleet.groups:
+            needs.append(FleetNeed(fleet=path, machine_type=fleet.machine_type,
+                                   accelerator=fleet.accelerator if fleet.attached else None,
+                                   per_instance=fleet.gpus, max_instances=group.max, spot=group.spot))
+    return needs
+
+
+def run_preflight(stack) -> list[str]:
+    """Every problem Compute Engine reports for the stack's fleets (gcp_preflight.preflight)."""
+    from infra.targets.gcp_preflight import preflight
+
+    return preflight(stack.gcp.project, stack.spec.region, list(stack.gcp.zones), fleet_needs(stack))
+
+
 class GcpTarget(TerraformTarget):
     name = GCP
     summary = "real GCP (--offline: render and offline checks)"
@@ -93,11 +121,15 @@ class GcpTarget(TerraformTarget):
     def prepare(self, stack, out_dir: Path | None = None, *, offline: bool = False, recreate: bool = False,
                 start_emulator: bool = True, cli_config: Path | None = None,
                 endpoint: str | None = None) -> tuple[Prepared, bool]:
-        """Credentials first (BadInput without them: nothing rendered), then render and a Terraform for the root."""
+        """Credentials, then preflight (BadInput, nothing rendered, without them or with problems), then
+        render and a Terraform for the root."""
         if offline:
             raise BadInput("--offline: the gcp target has no offline Google provider, so offline it only renders and "
                            "checks: `gpufleet plan SPEC --target gcp --offline`")
         find_credentials()
+        problems = run_preflight(stack)
+        if problems:
+            raise BadInput(problems)
         return super().prepare(stack, out_dir, offline=False, recreate=recreate, start_emulator=start_emulator,
                                cli_config=cli_config, endpoint=endpoint)
 

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from infra.commands import deploy, state
+from infra.commands import deploy, preflight, state
 from infra.commands.common import say as _say
 from infra.commands.common import target_arg as _target_arg
 from infra.commands.common import target_of as _target
@@ -210,6 +210,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_emulator)
 
     state.register(sub)  # bootstrap, unlock
+    preflight.register(sub)  # zones, machine and GPU types, GPU quotas (gcp)
 
     p = sub.add_parser("run", help="run an instance's role (train or serve) from its runtime config")
     p.add_argument("--config", required=True, help="the resolved runtime config JSON that infra rendered")

@@ -15,7 +15,7 @@ from infra.spec import parse_stack
 from infra.terraform.runner import Diagnostic, Terraform, format_plan_summary, plan_summary
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = ["init", "validate", "schema", "render", "plan", "apply", "destroy", "outputs", "drift", "emulator",
+COMMANDS = ["init", "validate", "schema", "render", "plan", "apply", "destroy", "outputs", "drift", "preflight", "emulator",
             "state", "run", "data", "serve", "agent", "train", "up", "down", "status", "demo"]
 
 

@@ -14,6 +14,7 @@ previous render untouched, and Terraform's own files in the directory (.terrafor
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import json
 import os
@@ -36,7 +37,7 @@ from infra.render.runtime_config import BUNDLE_PREFIX, TRAINING_HOOK_TIMEOUT_S, 
 from infra.spec.resolve import (ALB_ALGORITHMS, CUSTOM_METRIC_NAMES, METRIC_NAMESPACE, ResolvedBackend, ResolvedCapacity,
                                 ResolvedStack)
 from infra.target_names import AWS, EMULATOR, GCP
-from runtime import __version__
+from runtime import bootstrap as instance_bootstrap
 
 
 RENDER_MANIFEST = ".gpufleet-render.json"
@@ -151,19 +152,31 @@ def _context(r: ResolvedStack, provider: AwsProvider, modules: str) -> dict:
     return ctx
 
 
+# EC2 refuses user data over 16 KB; GCP's startup-script limit (256 KB) is looser.
+AWS_USER_DATA_LIMIT = 16 * 1024
+
+
+def bootstrap_b64() -> str:
+    """runtime/bootstrap.py, gzipped (mtime 0, so the same source renders the same text) and base64."""
+    source = Path(instance_bootstrap.__file__).read_bytes()
+    return base64.b64encode(gzip.compress(source, compresslevel=9, mtime=0)).decode()
+
+
 def _user_data(r: ResolvedStack, role: str, bundle_sha256: str) -> str:
     config = json.dumps(runtime_config(r, role), sort_keys=True, separators=(",", ":"))
     stop = TRAINING_HOOK_TIMEOUT_S if role == "train" else r.serving_drain_s + SERVING_STOP_MARGIN_S
-    return environment().get_template("cloud-init/user_data.sh.j2").render(
+    text = environment().get_template("cloud-init/user_data.sh.j2").render(
         cloud=r.spec.cloud,
         role=role,
         config_b64=base64.b64encode(config.encode()).decode(),
-        version=__version__,
-        bundle_prefix=BUNDLE_PREFIX,
-        wheel=wheel_name(),
         stop_timeout_s=stop,
         bundle_sha256=bundle_sha256,
+        bootstrap_b64=bootstrap_b64(),
     )
+    # Terraform fills in ${bucket} (at most 63 characters) after this.
+    if r.spec.cloud == "aws" and len(text.encode()) + 63 > AWS_USER_DATA_LIMIT:
+        raise ValueError(f"the {role} user_data is {len(text.encode())} bytes; EC2 accepts {AWS_USER_DATA_LIMIT}")
+    return text
 
 
 def render_files(r: ResolvedStack, target: str = EMULATOR, bundle_sha256: str = "0" * 64,

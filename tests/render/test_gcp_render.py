@@ -10,6 +10,7 @@ startup script fetches the bundle from the bucket the metadata names.
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import re
 import subprocess
@@ -173,13 +174,14 @@ def test_startup_script(fleet, tmp_path):
     assert json.loads(base64.b64decode(b64)) == runtime_config(stack, "serve")
     assert "METADATA=http://metadata.google.internal/computeMetadata/v1/instance" in script
     assert '"$METADATA/attributes/gpufleet-bucket"' in script
-    assert "https://storage.googleapis.com/storage/v1/b/" in script and "aws s3" not in script
+    assert "aws s3" not in script
     path = tmp_path / "serve.sh"
     path.write_text(script)
     assert subprocess.run(["bash", "-n", str(path)], capture_output=True).returncode == 0
-    # the embedded fetcher is valid Python
-    fetcher = script.split("<<'FETCH'\n", 1)[1].split("\nFETCH\n", 1)[0]
-    compile(fetcher, "fetch", "exec")
+    # the embedded bootstrap is runtime/bootstrap.py, which fetches from Cloud Storage on GCP
+    (blob,) = re.findall(r"base64 -d <<<'([A-Za-z0-9+/=]+)' \| gunzip >/opt/gpufleet/bootstrap.py", script)
+    assert gzip.decompress(base64.b64decode(blob)) == (ROOT / "runtime/bootstrap.py").read_bytes()
+    assert 'exec "$PY" /opt/gpufleet/bootstrap.py --stop-timeout-s ' in script
 
 
 @pytest.mark.parametrize("example", [FLEET, WEIGHTED], ids=lambda p: p.stem)

@@ -98,4 +98,4 @@ def test_user_data_carries_no_spec_strings():
     """Spec values reach user_data only base64-encoded inside the runtime config."""
     text = (ROOT / "templates/cloud-init/user_data.sh.j2").read_text()
     names = set(re.findall(r"\{\{\s*([a-z0-9_]+)", text))
-    assert names <= {"role", "config_b64", "version", "bundle_prefix", "wheel", "stop_timeout_s", "bundle_sha256"}, names
+    assert names <= {"role", "config_b64", "stop_timeout_s", "bundle_sha256", "bootstrap_b64"}, names

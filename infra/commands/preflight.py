@@ -7,7 +7,8 @@ project's GPUS_ALL_REGIONS cover every group at `max`. Every problem is reported
 `plan --target gcp` runs the same check first.
 
 `--endpoint URL` points the Compute Engine client at another API endpoint; a plain-http one (a
-local fake, as the tests use) gets anonymous credentials. Exit codes: 0 no problems, 2 problems
+local fake, as the tests use) gets anonymous credentials: the rule of runtime.gcp.compute's
+`client_kwargs`, which discovery on instances uses too. Exit codes: 0 no problems, 2 problems
 (or bad input), 1 the API could not be asked.
 """
 
@@ -19,20 +20,6 @@ from runtime.errors import EXIT_OK, BadInput
 CLOUDS = ("gcp",)
 
 
-def client_kwargs(endpoint: str | None) -> dict:
-    """google-cloud-compute client settings for `endpoint` (none: Google's API, default credentials)."""
-    if not endpoint:
-        return {}
-    from google.api_core.client_options import ClientOptions
-
-    kwargs = {"client_options": ClientOptions(api_endpoint=endpoint)}
-    if endpoint.startswith("http://"):
-        from google.auth.credentials import AnonymousCredentials
-
-        kwargs["credentials"] = AnonymousCredentials()
-    return kwargs
-
-
 def cmd_preflight(args) -> int:
     stack = load_stack(args.spec)
     cloud = stack.spec.cloud
@@ -41,12 +28,13 @@ def cmd_preflight(args) -> int:
                        "checked by `gpufleet plan`)")
     from infra.targets.gcp import fleet_needs, find_credentials
     from infra.targets.gcp_preflight import preflight
+    from runtime.gcp.compute import client_kwargs
 
     if not args.endpoint:
         find_credentials()
     needs = fleet_needs(stack)
     problems = preflight(stack.gcp.project, stack.spec.region, list(stack.gcp.zones), needs,
-                         **client_kwargs(args.endpoint))
+                         **(client_kwargs(args.endpoint) if args.endpoint else {}))
     if problems:
         raise BadInput(problems)
     print(f"preflight: {len(needs)} group(s) of {stack.name} fit in {', '.join(stack.gcp.zones)} "

@@ -125,16 +125,27 @@ def fake_imds():
         s.close()
 
 
-def _find_aws5_mirror():
-    """(mirror root, version) of an AWS provider 5.x in a filesystem mirror on this machine, or None.
+def find_aws_mirror():
+    """(mirror root, version) of the newest AWS provider the aws target accepts (5.x or 6.x) in a
+    filesystem mirror on this machine, or None.
 
-    Looked up at test time (machines differ; no path is committed): the provider binary sits at
-    <root>/registry.terraform.io/hashicorp/aws/<version>/<os_arch>/terraform-provider-aws_v5*.
+    `$GPUFLEET_TEST_PROVIDER_MIRROR` names one; else it is looked up at test time (machines
+    differ; no path is committed): the provider binary sits at
+    <root>/registry.terraform.io/hashicorp/aws/<version>/<os_arch>/terraform-provider-aws_v*.
     """
     import subprocess
     from pathlib import Path
 
-    proc = subprocess.run(["find", "/", "-name", "terraform-provider-aws_v5*", "-not", "-path", "/proc/*"],
+    from infra.render.providers import AWS_PROVIDERS
+    from infra.target_names import AWS
+    from infra.terraform.mirror import mirrored_versions, satisfies
+
+    constraint = AWS_PROVIDERS[AWS].constraint
+    named = os.environ.get("GPUFLEET_TEST_PROVIDER_MIRROR")
+    if named:
+        accepted = [v for v in mirrored_versions(Path(named)) if satisfies(v, constraint)]
+        return (Path(named), max(accepted, key=_version_key)) if accepted else None
+    proc = subprocess.run(["find", "/", "-name", "terraform-provider-aws_v*", "-not", "-path", "/proc/*"],
                           capture_output=True, text=True, timeout=300)
     found = []
     for line in proc.stdout.splitlines():
@@ -144,33 +155,38 @@ def _find_aws5_mirror():
             continue
         if len(binary.parents) > 5 and binary.parents[4].name == "registry.terraform.io":
             version = binary.parents[1].name
-            found.append((tuple(int(p) for p in version.split(".") if p.isdigit()), binary.parents[5], version))
+            if satisfies(version, constraint):
+                found.append((_version_key(version), binary.parents[5], version))
     if not found:
         return None
     _, root, version = max(found)
     return root, version
 
 
+def _version_key(version: str) -> tuple:
+    return tuple(int(p) for p in version.split(".") if p.isdigit())
+
+
 @pytest.fixture(scope="session")
-def aws5_cli_config(tmp_path_factory):
-    """A Terraform CLI config installing hashicorp/aws 5.x from a mirror found on this machine
-    (path, provider version); skips the test, saying why, where there is none."""
-    found = _find_aws5_mirror()
+def aws_mirror():
+    """(mirror root, version): find_aws_mirror's, or the test is skipped saying why."""
+    found = find_aws_mirror()
     if found is None:
-        pytest.skip("no AWS provider 5.x in a filesystem mirror on this machine (the registry cannot be reached); "
-                    "provider 6.x is not available offline at all")
-    root, version = found
-    home = tmp_path_factory.mktemp("aws5")
-    (home / "cache").mkdir()
-    config = home / "aws5.tfrc"
-    config.write_text(
-        f'plugin_cache_dir = "{home / "cache"}"\n'
-        "provider_installation {\n"
-        f'  filesystem_mirror {{\n    path    = "{root}"\n    include = ["registry.terraform.io/hashicorp/aws"]\n  }}\n'
-        '  direct {\n    exclude = ["registry.terraform.io/hashicorp/aws"]\n  }\n'
-        "}\n"
-    )
-    return config, version
+        pytest.skip("no AWS provider 5.x or 6.x in a filesystem mirror on this machine (the registry cannot be "
+                    "reached; set GPUFLEET_TEST_PROVIDER_MIRROR to one); provider 6.x is not available offline at all")
+    return found
+
+
+@pytest.fixture(scope="session")
+def aws5_cli_config(aws_mirror):
+    """(CLI config path, provider version): the config gpufleet itself writes for a user's
+    `--provider-mirror` (infra.terraform.mirror), pointed at the mirror found on this machine."""
+    from infra.render.providers import AWS_PROVIDERS
+    from infra.target_names import AWS
+    from infra.terraform.mirror import user_mirror_cli_config
+
+    root, version = aws_mirror
+    return user_mirror_cli_config(root, AWS_PROVIDERS[AWS].constraint), version
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ the targets.
 EMULATOR = "emulator"  # Terraform against the local AWS emulator (moto on 127.0.0.1)
 AWS = "aws"  # Terraform against real AWS
 GCP = "gcp"  # Terraform against real GCP (offline: render and checks only)
+KUBERNETES = "kubernetes"  # plain manifests for a cluster the user already has (kubectl applies them)
 LOCAL = "local"  # the runtime on this machine: replicas behind HAProxy, a local autoscaler
 
 # Real clouds only when asked for by name.

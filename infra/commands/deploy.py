@@ -9,6 +9,10 @@ Options every verb on a root shares: `--root DIR` (default build/<name>/; `--out
 name, except on `plan`, where `--out FILE` is the saved plan as in `terraform plan -out`),
 `--target`, `--offline`, `--provider-mirror DIR` (or $GPUFLEET_PROVIDER_MIRROR) and, for the
 emulator target, `--endpoint URL` (or $GPUFLEET_EMULATOR_ENDPOINT).
+
+The kubernetes target (manifests, not a Terraform root) answers render, plan, apply and destroy
+through infra.commands.kubernetes; its options `--context` and `--namespace` are refused on the
+other targets.
 """
 
 from __future__ import annotations
@@ -320,10 +324,37 @@ def _root_args(p: argparse.ArgumentParser, verb: str) -> None:
                        help="the rendered root's directory (default build/<name>/; --out is its older name)")
 
 
+KUBERNETES_VERBS = ("render", "plan", "apply", "destroy")
+
+
+def _for_target(verb: str, terraform_cmd):
+    """The command of `verb`: the kubernetes target's (infra.commands.kubernetes), else `terraform_cmd`,
+    which refuses the kubernetes target's own options."""
+    def run(args) -> int:
+        from infra.target_names import KUBERNETES
+
+        if args.target == KUBERNETES:
+            from infra.commands.kubernetes import COMMANDS
+
+            return COMMANDS[verb](args)
+        given = [flag for flag, dest in (("--context", "context"), ("--namespace", "namespace"))
+                 if getattr(args, dest, None)]
+        if given:
+            raise BadInput([f"{flag}: an option of the kubernetes target (got --target {args.target})" for flag in given])
+        return terraform_cmd(args)
+
+    return run
+
+
 def stack_args(p: argparse.ArgumentParser, verb: str) -> None:
     p.add_argument("spec", help="the stack spec (YAML)")
     _root_args(p, verb)
     target_arg(p, verb)
+    if verb in KUBERNETES_VERBS:
+        p.add_argument("--context", metavar="NAME",
+                       help="kubernetes target: the kube context (default: the current context of $KUBECONFIG)")
+        p.add_argument("--namespace", metavar="NAME",
+                       help="kubernetes target: the namespace (default: the spec's kubernetes.namespace, else its name)")
     p.add_argument("--offline", action="store_true",
                    help="use the bundled AWS provider instead of the registry (always on for the emulator); "
                         "gcp: render and run the offline checks (checkov, ...) only")
@@ -341,7 +372,7 @@ def register(sub) -> None:
     """Add render, plan, apply, destroy, outputs and drift to the `gpufleet` subparsers."""
     p = sub.add_parser("render", help="write the stack's Terraform root (default build/<name>/)")
     stack_args(p, "render")
-    p.set_defaults(func=cmd_render)
+    p.set_defaults(func=_for_target("render", cmd_render))
 
     p = sub.add_parser("plan", help="render, terraform init and plan; writes build/<name>/plan.json",
                        description="Exit codes: 0 ok, 1 failed, 2 bad input; with --detailed-exitcode: 0 no changes, "
@@ -352,7 +383,8 @@ def register(sub) -> None:
     p.add_argument("--summary", metavar="FILE",
                    help="write a Markdown summary (changes by resource type, replacements, GPUs per fleet), "
                         "e.g. for a pull request or $GITHUB_STEP_SUMMARY")
-    p.set_defaults(func=lambda args: (_answers_with_2(cmd_plan) if args.detailed_exitcode else cmd_plan)(args))
+    p.set_defaults(func=_for_target(
+        "plan", lambda args: (_answers_with_2(cmd_plan) if args.detailed_exitcode else cmd_plan)(args)))
 
     p = sub.add_parser("apply", help="render and apply (or apply a saved plan exactly); prints the outputs")
     stack_args(p, "apply")
@@ -365,14 +397,14 @@ def register(sub) -> None:
     p.add_argument("--detailed-exitcode", action=_Refuse,
                    reason="plan's and drift's option, not apply's (apply exits 0 applied, 1 failed, 2 bad input); "
                           "use `gpufleet plan SPEC --out FILE --detailed-exitcode`, then `apply --plan FILE`")
-    p.set_defaults(func=cmd_apply)
+    p.set_defaults(func=_for_target("apply", cmd_apply))
 
     p = sub.add_parser("destroy", help="destroy what apply created")
     stack_args(p, "destroy")
     p.add_argument("--forget", action="store_true",
                    help="discard a state left from an earlier emulator run instead of failing")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation on a real cloud")
-    p.set_defaults(func=cmd_destroy)
+    p.set_defaults(func=_for_target("destroy", cmd_destroy))
 
     p = sub.add_parser("outputs", help="print the stack's Terraform outputs as JSON")
     stack_args(p, "outputs")

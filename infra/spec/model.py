@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from infra.spec.gpus import (AWS_GPU_FAMILIES, GCP_GPU_SERIES, GCP_ZONE_ACCELERATORS, gcp_series, gpus_for,
                              n1_vcpus)
+from infra.spec.kubernetes import KubernetesSettings
 from runtime.train.rules import PARALLEL, SWEEPABLE, WORKLOADS
 
 # Names end up in AWS resource names: "<name>-serve-<pool>" must fit a 32-character
@@ -402,6 +403,8 @@ class Stack(Strict):
     backend: Backend = Field(default_factory=Backend)
     bundle: Bundle = Field(default_factory=Bundle)
     tags: dict[str, str] = Field(default_factory=dict, description="aws: tags; gcp: labels")
+    kubernetes: Optional[KubernetesSettings] = Field(
+        default=None, description="the kubernetes target: runtime image, namespace, volume, pods (infra.spec.kubernetes)")
 
     @field_validator("region")
     @classmethod

@@ -2,6 +2,7 @@
 
 emulator.py (the default: Terraform against the local AWS emulator), aws.py (real AWS),
 gcp.py (real GCP; offline: render and the checks in gcp_offline.py),
+kubernetes.py (plain manifests for a cluster the user has; kubectl.py runs the cluster side),
 local/ (the runtime on this machine: replicas behind HAProxy, the local autoscaler). base.py
 holds the interface and what the Terraform targets share. `TARGETS` is the registry the CLI
 reads: its `--target` choices are the targets that list a command among their verbs.
@@ -16,10 +17,12 @@ from infra.targets.aws import AwsTarget
 from infra.targets.base import Prepared, Target
 from infra.targets.emulator import EmulatorTarget
 from infra.targets.gcp import GcpTarget
+from infra.targets.kubernetes import KubernetesTarget
 from infra.targets.local import LocalTarget
 from runtime.errors import BadInput
 
-TARGETS: dict[str, Target] = {t.name: t for t in (EmulatorTarget(), AwsTarget(), GcpTarget(), LocalTarget())}
+TARGETS: dict[str, Target] = {t.name: t for t in (EmulatorTarget(), AwsTarget(), GcpTarget(), KubernetesTarget(),
+                                                  LocalTarget())}
 
 
 def names_for(verb: str) -> list[str]:

@@ -7,20 +7,31 @@ instance with the lowest private address hosts the c10d store the elastic agents
 an instance the API does not list yet still joins, and is the store host only if its address is
 the lowest.
 
+On Kubernetes (`"cloud": "kubernetes"`: an Indexed Job, one pod per node) nothing is listed:
+the store is on pod index 0, whose DNS name under the Job's headless Service
+(`<job>-0.<service>`) the pod gets in the environment variable that `kubernetes.rendezvous_host_env`
+names, and whose index the Job gives each pod as JOB_COMPLETION_INDEX. A pod other than index 0
+waits until that name resolves (the DNS record appears once pod 0 exists) before joining.
+
 `discover_for(config, ...)` picks the cloud from the runtime config: `"cloud"` is "aws" (the
-default) or "gcp"; on GCP the config carries `"gcp": {"project", "zones"}` (and optionally
-`"endpoint"`, the Compute API's), `"region"`, and `train.group` names the MIG.
+default), "gcp" or "kubernetes"; on GCP the config carries `"gcp": {"project", "zones"}` (and
+optionally `"endpoint"`, the Compute API's), `"region"`, and `train.group` names the MIG; on
+Kubernetes it carries `"kubernetes": {"rendezvous_host_env", "rendezvous_port"}`.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import time
 
 from runtime.errors import BadInput, OperationFailed
 from runtime.rendezvous import DEFAULT_PORT, Rendezvous, by_address, choose
 
-__all__ = ["DEFAULT_PORT", "Rendezvous", "discover", "discover_for", "in_service_addresses"]
-CLOUDS = ("aws", "gcp")
+__all__ = ["DEFAULT_PORT", "Rendezvous", "discover", "discover_for", "in_service_addresses", "kubernetes_rendezvous"]
+CLOUDS = ("aws", "gcp", "kubernetes")
+INDEX_ENV = "JOB_COMPLETION_INDEX"  # set by an Indexed Job (the rendered manifest names it too)
+DNS_WAIT_S = 600.0
 
 
 def _clients(region, endpoint):
@@ -68,6 +79,38 @@ def gcp_settings(config: dict) -> dict:
     return gcp
 
 
+def kubernetes_rendezvous(config: dict, my_address: str, wait_s: float = DNS_WAIT_S) -> Rendezvous:
+    """The rendezvous of an Indexed Job's pod: the store on index 0, by its DNS name (see above)."""
+    k = config.get("kubernetes") or {}
+    host_env = k.get("rendezvous_host_env") or "GPUFLEET_RENDEZVOUS_HOST"
+    host, index = os.environ.get(host_env), os.environ.get(INDEX_ENV)
+    problems = []
+    if not host:
+        problems.append(f"{host_env}: the rendezvous host (pod index 0 under the Job's headless Service) is not set")
+    if index is None or not index.isdigit():
+        problems.append(f"{INDEX_ENV}: this pod's index in the Indexed Job is not a number (got {index!r})")
+    if problems:
+        raise BadInput(problems)
+    port = int(k.get("rendezvous_port") or DEFAULT_PORT)
+    is_host = int(index) == 0
+    if not is_host:
+        _wait_resolvable(host, port, wait_s)
+    return Rendezvous(f"{host}:{port}", host, [], is_host)
+
+
+def _wait_resolvable(host: str, port: int, wait_s: float) -> None:
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            return
+        except socket.gaierror:
+            if time.monotonic() > deadline:
+                raise OperationFailed(f"rendezvous host {host} did not resolve within {wait_s:.0f} s (is pod index 0 "
+                                      "running, and the Job's subdomain its headless Service?)") from None
+            time.sleep(1.0)
+
+
 def discover_for(config: dict, my_address: str, endpoint=None, port=DEFAULT_PORT) -> Rendezvous:
     """The rendezvous of the runtime config's training fleet (`train.group`) on its cloud.
 
@@ -75,6 +118,8 @@ def discover_for(config: dict, my_address: str, endpoint=None, port=DEFAULT_PORT
     is `gcp.endpoint`, else runtime.gcp.compute's rule.
     """
     group = config["train"]["group"]
+    if cloud_of(config) == "kubernetes":
+        return kubernetes_rendezvous(config, my_address)
     if cloud_of(config) == "gcp":
         from runtime.gcp.compute import discover as discover_mig
         gcp = gcp_settings(config)

@@ -34,7 +34,10 @@ METADATA_URL = os.environ.get("GPUFLEET_METADATA_URL", "http://169.254.169.254")
 
 
 def my_address(metadata_url=None, cloud="aws"):
-    """This instance's private address from its cloud's metadata server, else its hostname's."""
+    """This instance's private address from its cloud's metadata server, else its hostname's
+    (a Kubernetes pod: POD_IP, which the manifest fills from the downward API)."""
+    if cloud == "kubernetes":
+        return os.environ.get("POD_IP") or socket.gethostbyname(socket.gethostname())
     try:
         if cloud == "gcp":
             from runtime.gcp.metadata import GceMetadata
@@ -49,9 +52,11 @@ def my_address(metadata_url=None, cloud="aws"):
     return socket.gethostbyname(socket.gethostname())
 
 
-def _watch(config: dict, cloud: str) -> dict:
+def _watch(config: dict, cloud: str) -> dict | None:
     """The termination watch's settings (runtime.train.termination) for the instance's cloud."""
     train = config["train"]
+    if cloud == "kubernetes":
+        return None  # no metadata server to poll: the kubelet's SIGTERM is the notice, and it checkpoints
     if cloud == "gcp":
         from runtime.gcp.metadata import metadata_url
         return {"cloud": "gcp", "metadata_url": metadata_url(), "group": train["group"], "region": config.get("region")}

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 
-from infra.render.kubernetes_pods import (CONFIG_HASH_ANNOTATION, POOL_LABEL, config_hash, container, labels,
+from infra.render.kubernetes_pods import (CONFIG_HASH_ANNOTATION, POOL_LABEL, checkov_skips, config_hash, container, labels,
                                           metadata, mounts, pod_ip_env, pod_spec, quantity, resources, selector,
                                           volumes, wait_container)
 from infra.render.runtime_config import runtime_config
@@ -115,7 +115,8 @@ def _deployment(r, pool, namespace: str, config_sha: str, claim: str) -> dict:
     if sv.autoscaling is None:
         spec = {"replicas": pool.size.desired, **spec}  # with an HPA, the HPA owns replicas
     return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": metadata(pool.group_name, namespace, pod_labels), "spec": spec}
+            "metadata": metadata(pool.group_name, namespace, pod_labels, checkov_skips(k.image, k.image_pull_policy)),
+            "spec": spec}
 
 
 def _service(r, namespace: str) -> dict:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import shlex
 
-from infra.render.kubernetes_pods import (CONFIG_HASH_ANNOTATION, config_hash, container, labels, metadata, mounts,
+from infra.render.kubernetes_pods import (CONFIG_HASH_ANNOTATION, checkov_skips, config_hash, container, labels, metadata, mounts,
                                           pod_ip_env, pod_spec, resources, selector, volumes)
 from infra.render.runtime_config import TRAINING_HOOK_TIMEOUT_S, runtime_config
 from infra.spec.kubernetes import ARTIFACTS_DIR, KubePods, pods, volume_path
@@ -138,11 +138,12 @@ def _train_job(r, namespace: str, config_sha: str, claim: str) -> dict:
                          terminationGracePeriodSeconds=TRAINING_HOOK_TIMEOUT_S),
     }
     return {"apiVersion": "batch/v1", "kind": "Job",
-            "metadata": metadata(job_name(r), namespace, labels(r.name, COMPONENT)),
+            "metadata": metadata(job_name(r), namespace, labels(r.name, COMPONENT),
+                                 checkov_skips(k.image, k.image_pull_policy)),
             "spec": {"completionMode": "Indexed", "completions": n, "parallelism": n,
                      "backoffLimit": max_restarts(r),
                      "podFailurePolicy": {"rules": [{"action": "Ignore",
-                                                     "onPodConditions": [{"type": "DisruptionTarget"}]}]},
+                                                     "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]},
                      "template": template}}
 
 
@@ -161,7 +162,8 @@ def _data_job(r, namespace: str, claim: str) -> dict:
     template = {"metadata": {"labels": labels(r.name, "data")},
                 "spec": pod_spec(p, [job], volumes(None, claim), restartPolicy="Never")}
     return {"apiVersion": "batch/v1", "kind": "Job",
-            "metadata": metadata(f"{r.name}-data", namespace, labels(r.name, "data")),
+            "metadata": metadata(f"{r.name}-data", namespace, labels(r.name, "data"),
+                                 checkov_skips(k.image, k.image_pull_policy)),
             "spec": {"backoffLimit": 2, "template": template}}
 
 

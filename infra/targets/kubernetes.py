@@ -20,6 +20,7 @@ instance types give the GPUs per pod, the `kubernetes` block the rest (infra.spe
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -107,6 +108,5 @@ class KubernetesTarget(Target):
 
 
 def _say(msg: str) -> None:
-    from infra.commands.common import say
-
-    say(msg)
+    """A warning for the user, on stderr (as infra.commands.common.say; targets do not import the commands)."""
+    print(msg, file=sys.stderr, flush=True)

@@ -12,6 +12,11 @@ carries `"gcp": {"project", "zones"}`, the instance's address comes from the GCE
 server (runtime.gcp.metadata), checkpoints and the model go to `gs://bucket/...`, and the
 termination watch listens for the spot preemption notice.
 
+On Kubernetes (`"cloud": "kubernetes"`: a pod of an Indexed Job), the address is POD_IP (the
+downward API), the rendezvous is pod index 0 under the Job's headless Service (discovery's
+Kubernetes branch), paths in the workload are on the pod's volumes, and there is no termination
+watch: the kubelet's SIGTERM is the notice, and the ranks checkpoint on it.
+
 The instance finds the rendezvous from its group (runtime.train.discovery), runs
 its `gpus_per_node` ranks (1 on a CPU instance) under the elastic agent with nnodes min:max and
 restarts, watches for termination notices, and, on the node that holds the finished model,

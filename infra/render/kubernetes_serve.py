@@ -47,7 +47,8 @@ PODS_METRICS = {
                             "sum(rate(<<.Series>>{<<.LabelMatchers>>}[1m])) by (<<.GroupBy>>)", "the Prometheus Adapter"),
     "gpu_utilization": ("DCGM_FI_DEV_GPU_UTIL", 'DCGM_FI_DEV_GPU_UTIL{namespace!="",pod!=""}',
                         "avg(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)",
-                        "the Prometheus Adapter and NVIDIA's DCGM exporter"),
+                        "the Prometheus Adapter and NVIDIA's DCGM exporter (scraped with honorLabels, so its "
+                        "series keep the GPU's pod and namespace)"),
 }
 ADAPTER_RULES = "prometheus-adapter/rules.yaml"
 

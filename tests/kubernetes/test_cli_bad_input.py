@@ -119,3 +119,15 @@ def test_apply_without_a_terminal_needs_yes(workdir, capsys, monkeypatch):
     spec = write_spec(workdir / "stack.yaml", example_doc())
     assert main(["apply", spec, "--target", "kubernetes"]) == 2
     assert "--yes: required to apply" in capsys.readouterr().err
+
+
+def test_a_refused_spec_leaves_the_previous_render_untouched(workdir, capsys):
+    spec = write_spec(workdir / "stack.yaml", example_doc())
+    assert main(["render", spec, "--target", "kubernetes"]) == 0
+    root = workdir / "build" / "k8s-fleet" / "kubernetes"
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    doc = example_doc()
+    doc["kubernetes"]["namespace"] = "Bad_NS"
+    write_spec(workdir / "stack.yaml", doc)
+    assert main(["render", spec, "--target", "kubernetes"]) == 2
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before

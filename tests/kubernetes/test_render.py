@@ -258,3 +258,11 @@ def test_user_claim_renders_no_claim_and_namespace_override():
     claims = [v["persistentVolumeClaim"]["claimName"] for v in job["spec"]["template"]["spec"]["volumes"]
               if "persistentVolumeClaim" in v]
     assert claims == ["team-artifacts"] and {o["metadata"]["namespace"] for o in r.objects} == {"other-ns"}
+
+
+def test_a_digest_pulled_always_needs_no_checkov_skip():
+    doc = example_doc()
+    doc["kubernetes"].update(image="registry.example.com/gpufleet-runtime@sha256:" + "ab" * 32,
+                             image_pull_policy="Always")
+    for obj in rendered(doc).objects:
+        assert not [k for k in obj["metadata"].get("annotations", {}) if k.startswith("checkov.io/")], obj["kind"]

@@ -147,8 +147,10 @@ def plan_notes(r) -> list[str]:
                      f"{lb.deregistration_delay_s} s + drain timeout {sv.drain_timeout_s} s + 10 s; preStop starts it")
         a = sv.autoscaling
         if a is not None:
-            notes.append(f"autoscaling: an HPA per pool, {a.metric} target {a.target:g}, min/max replicas from the pool "
-                         f"(min 0 becomes 1), scale-out/in cooldowns as stabilization windows {a.scale_out_cooldown_s}/"
+            zero = " (min 0 becomes 1: scaling to zero needs the HPAScaleToZero feature gate)" if any(
+                p.size.min == 0 for p in r.pools) else ""
+            notes.append(f"autoscaling: an HPA per pool, {a.metric} target {a.target:g}, min/max replicas from the pool"
+                         f"{zero}, scale-out/in cooldowns as stabilization windows {a.scale_out_cooldown_s}/"
                          f"{a.scale_in_cooldown_s} s; warmup_s {a.warmup_s} not honoured per HPA (the controller's "
                          "--horizontal-pod-autoscaler-cpu-initialization-period; readiness gates new pods)")
         else:

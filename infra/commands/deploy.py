@@ -357,7 +357,7 @@ def stack_args(p: argparse.ArgumentParser, verb: str) -> None:
                        help="kubernetes target: the namespace (default: the spec's kubernetes.namespace, else its name)")
     p.add_argument("--offline", action="store_true",
                    help="use the bundled AWS provider instead of the registry (always on for the emulator); "
-                        "gcp: render and run the offline checks (checkov, ...) only")
+                        "gcp: render and run the offline checks (checkov, ...) only; kubernetes: plan asks no cluster")
     if verb == "render":
         return
     p.add_argument("--provider-mirror", metavar="DIR",

@@ -220,7 +220,8 @@ def apply(manifest_dir: Path, context: str, namespace: str, stack: str, progress
 
 
 def job_state(job: dict) -> str:
-    """A Job's state from its status: "complete", "failed", "running" (a pod active or ready) or "pending"."""
+    """A Job's state from its status: "complete", "failed", "running" (it has pods: active, pending or
+    running, or ready) or "pending" (none yet: quota, admission or a suspended Job)."""
     status = job.get("status", {})
     for cond in status.get("conditions", []) or []:
         if cond.get("status") == "True" and cond.get("type") in ("Complete", "Failed"):

@@ -14,7 +14,10 @@ scenario:
      "jobs": [[{"name": n, "state": "pending|running|complete|failed"}, ...], ...],
                                                 # successive answers to `get jobs.batch` (the last repeats)
      "diff_rc": 0 | 1 | 2, "diff_out": "...",
-     "delete_out": "deployment.apps/x\n..."}
+     "delete_out": "deployment.apps/x\n...",
+     "names": {"jobs.batch": "job.batch/x\n", ...},  # `get KIND -o name`
+     "jsonpath": "2",                             # `get ... -o jsonpath=...`
+     "forward_port": 12345}                       # `port-forward` prints it, then waits to be stopped
 
 The config commands (`config get-contexts`, `current-context`) are answered from the scenario
 too; the tests of those against a real kubectl use a real kubeconfig instead.
@@ -34,9 +37,15 @@ scenario = json.loads((here / "scenario.json").read_text())
 argv = sys.argv[1:]
 with open(here / "calls.jsonl", "a") as log:
     log.write(json.dumps(argv) + "\n")
-words = [a for a in argv if not a.startswith("-")]
-if argv[:1] == ["--context"]:
-    words = [a for a in argv[2:] if not a.startswith("-")]
+TAKES_VALUE = {"--context", "--kubeconfig", "-n", "--namespace", "-l", "-o", "-k", "-f", "--address"}
+words, flags, skip = [], {}, None
+for a in argv:
+    if skip:
+        flags[skip], skip = a, None
+    elif a in TAKES_VALUE:
+        skip = a
+    elif not a.startswith("-"):
+        words.append(a)
 verb = words[0] if words else ""
 
 def out(text="", code=0, err=""):
@@ -61,6 +70,10 @@ if verb == "apply":
     if scenario.get("apply_fail"):
         out("", 1, 'E1202 12:00:00.000000 1 memcache.go:265] "Unhandled Error"\n' + scenario["apply_fail"] + "\n")
     out(scenario.get("apply_out", ""))
+if verb == "get" and flags.get("-o") == "name" and words[1] != "namespace":
+    out(scenario.get("names", {}).get(words[1], ""))
+if verb == "get" and flags.get("-o", "").startswith("jsonpath"):
+    out(scenario.get("jsonpath", ""))
 if verb == "get" and words[1] == "jobs.batch":
     counter = here / "jobs.count"
     n = int(counter.read_text()) if counter.exists() else 0
@@ -78,6 +91,15 @@ if verb == "diff":
     out(scenario.get("diff_out", ""), scenario.get("diff_rc", 0), "error: diff failed\n" if scenario.get("diff_rc", 0) > 1 else "")
 if verb == "delete":
     out(scenario.get("delete_out", ""))
+if verb in ("create", "wait") or (verb == "apply" and "-f" in flags):
+    out("")
+if verb == "exec":
+    sys.stdin.buffer.read()  # the data the caller streams in
+    out("")
+if verb == "port-forward":
+    print("Forwarding from 127.0.0.1:%d -> 8080" % scenario["forward_port"], flush=True)
+    import time
+    time.sleep(600)
 out("", 1, "error: the fake kubectl does not know " + " ".join(argv) + "\n")
 '''
 

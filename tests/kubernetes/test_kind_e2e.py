@@ -72,3 +72,77 @@ def test_kind_end_to_end():
     res = subprocess.run([sys.executable, str(DRIVER)], capture_output=True, text=True, timeout=3600)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     assert "passed: kind end to end" in res.stdout
+
+
+RECORDER = """#!/bin/sh
+echo "$(basename "$0") $*" >> "{log}"
+if [ "$1" = info ]; then echo 28.2.2; fi
+exit 0
+"""
+
+
+def test_the_driver_runs_its_steps_against_fake_docker_kind_and_kubectl(tmp_path, monkeypatch):
+    """The driver's own logic, end to end, with `docker`, `kind` and `kubectl` as recording fakes first
+    on PATH and a loopback HTTP server as the port-forwarded Service: it proves the steps run in order,
+    that `gpufleet apply`/`destroy --target kubernetes` are really run (through the fake kubectl), that
+    the cluster is deleted, and that the predictions are checked. Not that kind works: that is the slow test."""
+    from infra.targets import TARGETS
+
+    if "kubernetes" not in TARGETS:
+        pytest.skip("the kubernetes target is not registered in this checkout (infra/targets/kubernetes.py)")
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import fake_kubectl
+
+    class Replica(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+            out = json.dumps({"predictions": [1] * len(body["instances"])}).encode()
+            self.send_response(200)
+            self.send_header("content-length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Replica)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    bin_dir, log = tmp_path / "bin", tmp_path / "tools.log"
+    stack = kind_e2e.STACK
+    fake_kubectl.install(bin_dir, {
+        "contexts": ["kind-gpufleet-e2e"], "namespaces": [kind_e2e.NAMESPACE],
+        "apply_out": f"deployment.apps/{stack}-serve-main\njob.batch/{stack}-train\n",
+        "jobs": [[{"name": f"{stack}-train", "state": "complete"}]],
+        "names": {"jobs.batch": f"job.batch/{stack}-train\n", "services": f"service/{stack}-serve\n"},
+        "jsonpath": "2", "forward_port": server.server_address[1],
+        "delete_out": f"deployment.apps/{stack}-serve-main\n"})
+    for tool in ("docker", "kind"):
+        (bin_dir / tool).write_text(RECORDER.format(log=log))
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(kind_e2e, "BUNDLE_DIR", tmp_path / "bundle")
+    try:
+        assert kind_e2e.missing_tools() is None
+        work = tmp_path / "work"
+        work.mkdir()
+        kind_e2e.e2e(work, "gpufleet-e2e", "gpufleet-runtime:kind-e2e", None, keep=False)
+    finally:
+        server.shutdown()
+    tools = log.read_text().splitlines()
+    assert tools[0] == f"docker build -t gpufleet-runtime:kind-e2e {kind_e2e.REPO}"
+    assert tools[1].startswith("kind create cluster --name gpufleet-e2e --kubeconfig ")
+    assert tools[2] == "kind load docker-image gpufleet-runtime:kind-e2e --name gpufleet-e2e"
+    assert tools[-1].startswith("kind delete cluster --name gpufleet-e2e")
+    assert sorted(p.name for p in (tmp_path / "bundle").iterdir()) == ["gpufleet-0.1.0-py3-none-any.whl",
+                                                                       "requirements.txt"]
+    assert all(c[:2] == ["--context", "kind-gpufleet-e2e"] for c in fake_kubectl.calls(bin_dir))
+    flat = [" ".join(c) for c in fake_kubectl.calls(bin_dir)]
+    i_data = next(i for i, c in enumerate(flat) if " exec -i dataset-loader " in c)
+    i_apply = next(i for i, c in enumerate(flat) if " apply --server-side " in c)
+    i_wait = next(i for i, c in enumerate(flat) if "wait --for=condition=complete job.batch/kind-e2e-train" in c)
+    i_forward = next(i for i, c in enumerate(flat) if " port-forward " in c)
+    i_delete = next(i for i, c in enumerate(flat) if " delete deployments.apps," in c)
+    assert i_data < i_apply < i_wait < i_forward < i_delete, flat

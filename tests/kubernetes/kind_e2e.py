@@ -72,9 +72,17 @@ def step(title: str):
 
 
 def run(*cmd: str, env: dict | None = None, input_file: Path | None = None, timeout: float = 900,
-        cwd: Path | None = None) -> str:
-    """Run a command, echoing it; StepFailed with its output's tail when it fails."""
+        cwd: Path | None = None, stream: bool = False) -> str:
+    """Run a command, echoing it; StepFailed with its output's tail when it fails.
+
+    `stream`: its output goes straight to ours (gpufleet's progress lines), and "" is returned.
+    """
     print("   $ " + " ".join(cmd), flush=True)
+    if stream:
+        res = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, timeout=timeout, cwd=cwd)
+        if res.returncode != 0:
+            raise StepFailed(f"{' '.join(cmd[:4])} exited {res.returncode} (its output is above)")
+        return ""
     stdin = open(input_file, "rb") if input_file else subprocess.DEVNULL
     try:
         res = subprocess.run(cmd, env=env, stdin=stdin, capture_output=True, timeout=timeout, cwd=cwd)
@@ -218,8 +226,8 @@ def e2e(work: Path, name: str, image: str, torch_index_url: str | None, keep: bo
         spec_path = work / "kind-e2e.yaml"
         spec_path.write_text(yaml.safe_dump(kind_spec(image), sort_keys=False))
         t0 = time.monotonic()
-        print(run(*gpufleet, "apply", str(spec_path), "--target", "kubernetes", "--context", context, "--yes",
-                  env=env, cwd=work, timeout=1200))
+        run(*gpufleet, "apply", str(spec_path), "--target", "kubernetes", "--context", context, "--yes",
+            env=env, cwd=work, timeout=1200, stream=True)
         print(f"   applied and rolled out in {time.monotonic() - t0:.1f} s")
 
         step("5. training to completion, then predictions through the Service")
@@ -242,8 +250,8 @@ def e2e(work: Path, name: str, image: str, torch_index_url: str | None, keep: bo
             proc.wait(timeout=10)
 
         step("6. gpufleet destroy")
-        print(run(*gpufleet, "destroy", str(spec_path), "--target", "kubernetes", "--context", context, "--yes",
-                  env=env, cwd=work, timeout=600))
+        run(*gpufleet, "destroy", str(spec_path), "--target", "kubernetes", "--context", context, "--yes",
+            env=env, cwd=work, timeout=600, stream=True)
         left = run(*kube, "get", "deployments,jobs,services,configmaps,pdb,hpa,networkpolicies", "-l",
                    f"{STACK_LABEL}={STACK}", "-o", "name", env=env).split()
         if left:

@@ -18,7 +18,9 @@ kubectl's business. The contract:
 - Progress events have the Terraform runner's shape (`{"type": "apply_start" | "apply_progress" |
   "apply_complete" | "apply_errored", "hook": {"resource": {"addr": ...}, "action": ...,
   "elapsed_seconds": ...}}`), so the CLI's ApplyProgress prints and counts them as it does for
-  Terraform.
+  Terraform: each applied or deleted object completes once (counted); the waits for Jobs and
+  rollouts complete with the action "read" (they read status and change nothing, like Terraform's
+  data sources), so they are printed but not counted.
 """
 
 from __future__ import annotations
@@ -216,7 +218,7 @@ def apply(manifest_dir: Path, context: str, namespace: str, stack: str, progress
             t0 = time.monotonic()
             emit("apply_start", addr, "rollout")
             _run(["rollout", "status", addr, "-n", namespace, f"--timeout={int(rollout_timeout_s)}s"], context)
-            emit("apply_complete", addr, "rollout", time.monotonic() - t0)
+            emit("apply_complete", f"{addr}: rolled out", "read", time.monotonic() - t0)
 
 
 def job_state(job: dict) -> str:
@@ -246,7 +248,7 @@ def _wait_jobs(context: str, namespace: str, stack: str, until: str, timeout_s: 
                                       f"kubectl --context {context} -n {namespace} describe {addr}")
             if state in goal and addr not in reported:
                 reported.add(addr)
-                emit("apply_complete", addr, f"job {state}", time.monotonic() - t0)
+                emit("apply_complete", f"{addr}: {state}", "read", time.monotonic() - t0)
         waiting = sorted(a for a, s in states.items() if s not in goal)
         if not waiting:
             return

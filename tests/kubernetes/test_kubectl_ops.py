@@ -142,21 +142,24 @@ def test_apply_checks_the_namespace_then_applies_server_side_waits_for_jobs_then
         get_jobs, get_jobs,  # pending, then both started
         ["--context", CTX, "rollout", "status", f"deployment.apps/{STACK}-serve", "-n", NS, "--timeout=600s"],
     ]
-    done = [e["hook"]["resource"]["addr"] for e in events if e["type"] == "apply_complete"]
-    assert done[:6] == APPLIED.split()  # one event per applied object, in kubectl's order
-    assert set(done[6:]) == {f"job.batch/{STACK}-data", f"job.batch/{STACK}-train", f"deployment.apps/{STACK}-serve"}
+    done = [(e["hook"]["resource"]["addr"], e["hook"]["action"]) for e in events if e["type"] == "apply_complete"]
+    assert done[:6] == [(addr, "apply") for addr in APPLIED.split()]  # one per applied object, in kubectl's order
+    assert set(done[6:]) == {(f"job.batch/{STACK}-data: complete", "read"), (f"job.batch/{STACK}-train: running", "read"),
+                             (f"deployment.apps/{STACK}-serve: rolled out", "read")}
 
 
 def test_apply_progress_events_read_as_terraform_progress(fake):
-    """The CLI's ApplyProgress (made for Terraform's -json stream) counts and prints kubectl's events."""
+    """The CLI's ApplyProgress (made for Terraform's -json stream) counts the applied objects and prints the waits."""
     from infra.terraform.runner import ApplyProgress
 
     calls, manifests = fake(apply_out=APPLIED, jobs=[[{"name": f"{STACK}-train", "state": "complete"}]])
     lines = []
     progress = ApplyProgress(lines.append)
     kubectl.apply(manifests, CTX, NS, STACK, progress=progress, check=False)
-    assert progress.done == 6 + 1 + 1  # the applied objects, the Job, the rollout
-    assert any(f"done deployment.apps/{STACK}-serve" in line for line in lines), lines
+    assert progress.done == 6  # the applied objects; the waits read status and are not counted
+    assert any(f"rollout deployment.apps/{STACK}-serve ..." in line for line in lines), lines
+    assert any(f"done deployment.apps/{STACK}-serve: rolled out" in line for line in lines), lines
+    assert any(f"done job.batch/{STACK}-train: complete" in line for line in lines), lines
 
 
 def test_a_namespace_the_user_cannot_write_is_bad_input_and_nothing_is_applied(fake):

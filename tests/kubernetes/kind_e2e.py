@@ -1,6 +1,7 @@
 """`make kind-e2e`: the kubernetes target end to end on a throwaway kind cluster.
 
     python tests/kubernetes/kind_e2e.py [--keep] [--name gpufleet-e2e] [--torch-index-url URL]
+    (or `make kind-e2e`)
 
 Where Docker (an engine, not only the client), kind and kubectl exist, this:
 1. writes the runtime bundle to build/image/bundle/ and builds the image from the Dockerfile;
@@ -45,6 +46,7 @@ CLAIM = "kind-e2e-artifacts"
 FEATURES = 8
 ROWS = 4000
 STACK_LABEL = "gpufleet.io/stack"
+CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"  # PyTorch's public CPU-only wheel index
 
 
 class StepFailed(Exception):
@@ -218,7 +220,7 @@ def e2e(work: Path, name: str, image: str, torch_index_url: str | None, keep: bo
         write_dataset(work / "clicks.csv")
         run(*kube, "exec", "-i", "dataset-loader", "--", "sh", "-c",
             "mkdir -p artifacts/raw && cat > artifacts/raw/clicks.csv", env=env, input_file=work / "clicks.csv")
-        run(*kube, "delete", "pod", "dataset-loader", "--wait=true", env=env)
+        run(*kube, "delete", "pod", "dataset-loader", "--grace-period=1", "--wait=true", env=env)  # sleep ignores TERM
 
         step("4. gpufleet apply --target kubernetes")
         import yaml
@@ -268,8 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--name", default="gpufleet-e2e", help="the kind cluster's name")
     p.add_argument("--image", default="gpufleet-runtime:kind-e2e", help="the image tag to build and load")
-    p.add_argument("--torch-index-url", default=os.environ.get("TORCH_INDEX_URL") or None,
-                   help="where the image gets torch (e.g. PyTorch's CPU wheel index); default PyPI's (CUDA) build")
+    p.add_argument("--torch-index-url", default=os.environ.get("TORCH_INDEX_URL") or CPU_TORCH_INDEX,
+                   help="where the image gets torch (default: PyTorch's CPU wheel index, as kind has no GPU; "
+                        "'' for PyPI's CUDA build)")
     p.add_argument("--keep", action="store_true", help="keep the cluster afterwards")
     args = p.parse_args(argv)
     reason = missing_tools()
@@ -279,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="gpufleet-kind-") as tmp:
         try:
-            e2e(Path(tmp), args.name, args.image, args.torch_index_url, args.keep)
+            e2e(Path(tmp), args.name, args.image, args.torch_index_url or None, args.keep)
         except StepFailed as exc:
             print(f"failed: {exc}", file=sys.stderr)
             return 1

@@ -26,6 +26,7 @@ kubectl's business. The contract:
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -96,8 +97,13 @@ def _shown(args: list[str]) -> str:
 
 
 def error_line(stderr: str, stdout: str = "") -> str:
-    """kubectl's failure as one line: its first error line, and how many more there were."""
-    lines = [ln.strip() for ln in (stderr or stdout or "").splitlines() if ln.strip()]
+    """kubectl's failure as one line: its first error line, and how many more there were.
+
+    client-go's log lines (`E1202 18:31:14.812396 6734 memcache.go:265] ...`) repeat the cause in
+    Go's words and are left out.
+    """
+    lines = [ln.strip() for ln in (stderr or stdout or "").splitlines()
+             if ln.strip() and not re.match(r"^[IWEF]\d{4} \d", ln.strip())]
     errors = [ln for ln in lines if ln.lower().startswith(("error", "the ", "unable", "failed"))] or lines
     if not errors:
         return "failed without a message"

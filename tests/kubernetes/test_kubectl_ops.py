@@ -297,3 +297,14 @@ def test_the_rendered_example_passes_a_server_side_dry_run(tmp_path):
     dry = subprocess.run(["kubectl", "--context", context, "apply", "--dry-run=server", "--server-side",
                           "--field-manager=gpufleet", "-k", str(overlay)], capture_output=True, text=True)
     assert dry.returncode == 0, dry.stderr
+
+
+def test_error_line_keeps_kubectls_own_message_and_drops_client_go_logs():
+    stderr = ('E1202 18:31:14.812396    6734 memcache.go:265] "Unhandled Error" err="couldn\'t get current server API"\n'
+              "E1202 18:31:14.814862    6734 memcache.go:265] \"Unhandled Error\"\n"
+              "The connection to the server 127.0.0.1:1 was refused - did you specify the right host or port?\n")
+    assert kubectl.error_line(stderr) == ("The connection to the server 127.0.0.1:1 was refused - did you specify the "
+                                          "right host or port?")
+    assert kubectl.error_line("Error from server (Invalid): a\nError from server (Invalid): b\n") == (
+        "Error from server (Invalid): a (and 1 more error line(s))")
+    assert kubectl.error_line("E1202 18:31:14.8 1 x.go:1] only logs\n") == "failed without a message"

@@ -2,6 +2,7 @@
 #   make plan     render STACK and plan it against the local AWS emulator (TARGET=aws: real AWS)
 #   make apply    create it (emulator: in seconds, no credentials); make destroy removes it
 #   make test     the whole suite; make test-fast skips the slow end-to-end tests
+#   make image    the runtime image; make kind-e2e runs the kubernetes target on a kind cluster
 
 PYTHON ?= python3
 VENV   := .venv
@@ -13,7 +14,7 @@ GPUFLEET := $(BIN)/gpufleet
 SETUP_STAMP := $(VENV)/.gpufleet-setup
 CHECKOV := .tools/checkov/bin/checkov
 
-.PHONY: bench-serve setup haproxy plan apply destroy outputs render validate up down test test-fast bench emulator-stop clean
+.PHONY: bench-serve setup haproxy plan apply destroy outputs render validate up down test test-fast bench emulator-stop clean image kind-e2e
 
 setup: $(SETUP_STAMP) $(CHECKOV) haproxy
 
@@ -83,6 +84,22 @@ bench: setup
 bench-serve: setup
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/serve_bench.py
+
+# The runtime image (Dockerfile): the bundle instances install, written to build/image/bundle/, and
+# nothing else. TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu builds a CPU-only image.
+IMAGE ?= gpufleet-runtime:0.1.0
+TORCH_INDEX_URL ?=
+image: $(SETUP_STAMP)
+	rm -rf build/image/bundle && mkdir -p build/image/bundle
+	$(BIN)/python -c 'import sys, pathlib; from infra.bundle import bundle_files; \
+	  [pathlib.Path(sys.argv[1], n).write_bytes(b) for n, b in bundle_files().items()]' build/image/bundle
+	docker build -t $(IMAGE) $(if $(TORCH_INDEX_URL),--build-arg TORCH_INDEX_URL=$(TORCH_INDEX_URL)) .
+
+# The kubernetes target end to end on a throwaway kind cluster (tests/kubernetes/kind_e2e.py):
+# build and load the image, apply the example, train, predict, destroy, delete the cluster.
+# Without a Docker engine or kind it prints `skipped: <why>` and succeeds.
+kind-e2e: $(SETUP_STAMP)
+	$(BIN)/python tests/kubernetes/kind_e2e.py $(if $(TORCH_INDEX_URL),--torch-index-url $(TORCH_INDEX_URL))
 
 emulator-stop: $(SETUP_STAMP)
 	$(GPUFLEET) emulator stop

@@ -258,6 +258,32 @@ def test_runs_as_a_lone_script_with_stdlib_only(tmp_path):
     assert "line 1 column 2" in proc.stderr
 
 
+def _code(source: str) -> str:
+    """The program without docstrings (and the `pass` that stands in for a docstring-only body)."""
+    import ast
+
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list):
+            node.body = [n for n in body if not (isinstance(n, ast.Pass) or (
+                isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)))]
+    return ast.dump(tree)
+
+
+def test_the_embedded_bootstrap_runs_as_a_lone_script(tmp_path):
+    """What user_data carries (docstrings and comments stripped) is the same program, and runs."""
+    from infra.render.render import embedded_bootstrap
+
+    script = tmp_path / "bootstrap.py"
+    script.write_text(embedded_bootstrap())
+    assert _code(script.read_text()) == _code((ROOT / "runtime" / "bootstrap.py").read_text())
+    proc = subprocess.run([sys.executable, "-I", str(script), "--root", str(tmp_path / "root"), "--console", "-"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"{bootstrap.PREFIX} read config FAILED: cannot read ")
+
+
 @pytest.mark.parametrize("example", sorted((ROOT / "examples").glob("aws-*.yaml")), ids=lambda p: p.stem)
 def test_aws_user_data_embeds_this_bootstrap_within_ec2s_limit(example, tmp_path):
     from infra.render.render import AWS_USER_DATA_LIMIT, render_files
@@ -269,7 +295,8 @@ def test_aws_user_data_embeds_this_bootstrap_within_ec2s_limit(example, tmp_path
         script = data.decode()
         assert len(data) + 63 <= AWS_USER_DATA_LIMIT, (name, len(data))
         (blob,) = re.findall(r"base64 -d <<<'([A-Za-z0-9+/=]+)' \| gunzip >/opt/gpufleet/bootstrap.py", script)
-        assert gzip.decompress(base64.b64decode(blob)) == (ROOT / "runtime" / "bootstrap.py").read_bytes()
+        embedded = gzip.decompress(base64.b64decode(blob)).decode()
+        assert _code(embedded) == _code((ROOT / "runtime" / "bootstrap.py").read_text())
         assert re.search(r'\nexec "\$PY" /opt/gpufleet/bootstrap.py --stop-timeout-s \d+$', script.rstrip())
         path = tmp_path / "user_data.sh"
         path.write_text(script)

@@ -95,16 +95,18 @@ class WheelhouseError(Exception):
 
 
 def download(arch: str, python_version: str, torch_policy: str, dest: Path, find_links: list[str] = (),
-             no_index: bool = False, pip: list[str] | None = None) -> Built:
+             no_index: bool = False, requirements: list[str] | None = None) -> Built:
     """Build dest (bundle/wheelhouse/<arch>) anew: wheels and manifest. The download goes to a
-    temporary folder beside dest, which replaces dest only when pip succeeded."""
+    temporary folder beside dest, which replaces dest only when pip succeeded.
+
+    `requirements` replaces requirements_for(torch_policy) (tests)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{arch}-", dir=dest.parent))
     try:
         reqs = staging / "requirements.in"
-        reqs.write_text("\n".join(requirements_for(torch_policy)) + "\n")
+        reqs.write_text("\n".join(requirements or requirements_for(torch_policy)) + "\n")
         abi = "cp" + python_version.replace(".", "")
-        cmd = [*(pip or [sys.executable, "-m", "pip"]), "download", "--disable-pip-version-check",
+        cmd = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
                "--only-binary=:all:", "--implementation", "cp", "--python-version", python_version,
                "--abi", abi, "--abi", "abi3", "--abi", "none", "-d", str(staging / "wheels"), "-r", str(reqs)]
         for platform in platforms(arch):

@@ -198,9 +198,12 @@ def embedded_bootstrap() -> str:
     return text
 
 
-def bootstrap_b64() -> str:
-    """The embedded bootstrap, gzipped (mtime 0, so the same source renders the same text) and base64."""
-    return base64.b64encode(gzip.compress(embedded_bootstrap().encode(), compresslevel=9, mtime=0)).decode()
+def bootstrap_b64(cloud: str = "aws") -> str:
+    """The bootstrap, gzipped (mtime 0, so the same source renders the same text) and base64:
+    the whole file for GCP (a startup script may have 256 KB), embedded_bootstrap() for AWS."""
+    source = (Path(instance_bootstrap.__file__).read_text(encoding="utf-8") if cloud == "gcp"
+              else embedded_bootstrap())
+    return base64.b64encode(gzip.compress(source.encode(), compresslevel=9, mtime=0)).decode()
 
 
 def _user_data(r: ResolvedStack, role: str, bundle_sha256: str, archs: frozenset[str]) -> str:
@@ -212,7 +215,7 @@ def _user_data(r: ResolvedStack, role: str, bundle_sha256: str, archs: frozenset
         config_b64=base64.b64encode(config.encode()).decode(),
         stop_timeout_s=stop,
         bundle_sha256=bundle_sha256,
-        bootstrap_b64=bootstrap_b64(),
+        bootstrap_b64=bootstrap_b64(r.spec.cloud),
     )
     # Terraform fills in ${bucket} (at most 63 characters) after this.
     if r.spec.cloud == "aws" and len(text.encode()) + 63 > AWS_USER_DATA_LIMIT:

@@ -21,11 +21,12 @@ writable, else stderr) and to the log file, e.g. `gpufleet-bootstrap: fetch bund
    wheel or manifest stops here.
 5. fetch wheelhouse: the wheels the manifest names (its `# file` comments), from
    `bundle.wheelhouse.prefix` into /opt/gpufleet/wheelhouse.
-6. create venv: `bundle.torch.policy` use_image_torch: with the image's Python
-   (`bundle.torch.image_python`), `--system-site-packages`, plus a .pth naming that Python's
+6. create venv: with the image's Python (`bundle.torch.image_python`; with the wheelhouse
+   policy the Python running this file when the image has none). `bundle.torch.policy`
+   use_image_torch adds `--system-site-packages` and a .pth naming that Python's
    purelib/platlib (sysconfig), so its torch is seen even when the image Python is itself a
-   venv (the DLAMI's /opt/pytorch); wheelhouse: with the Python running this file. With a
-   wheelhouse, the venv's Python must be the X.Y it was built for (`bundle.python`).
+   venv (the DLAMI's /opt/pytorch); wheelhouse: an isolated venv. With a wheelhouse, the
+   venv's Python must be the X.Y it was built for (`bundle.python`).
 7. check torch (use_image_torch): the image torch's version within `bundle.torch.requirement`
    (gpufleet's range), else one line naming both.
 8. install: with a wheelhouse, `pip install --no-index --require-hashes --no-deps
@@ -475,7 +476,11 @@ def run(boot: Boot) -> int:
                 step("fetch wheelhouse", lambda: many(bucket, house["prefix"], manifest_files(files[2]), wheelhouse))
         venv = opt / "venv"
         image_torch = torch.get("policy") == "use_image_torch"
-        python = (boot.image_python or torch.get("image_python") or boot.python) if image_torch else boot.python
+        # The image's Python builds the venv (the X.Y the wheelhouse was built for); with the
+        # wheelhouse policy, only when the image has it, else the Python running this file.
+        python = boot.image_python or torch.get("image_python") or boot.python
+        if not image_torch and not Path(python).is_file():
+            python = boot.python
         step("create venv", _create_venv, python, venv, image_torch, bundle.get("python") if house else None)
         if image_torch:
             step("check torch", _check_torch, venv, python, torch.get("requirement") or "torch")

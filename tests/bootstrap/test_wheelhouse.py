@@ -182,6 +182,17 @@ def test_an_image_python_that_is_not_there_is_named(tmp_path, imds):
                                     "(runtime.image_python)")
 
 
+def test_the_wheelhouse_policy_uses_this_python_when_the_image_has_none(tmp_path, imds):
+    m = Machine(tmp_path, imds, wheelhouse=True)
+    m.config["bundle"]["torch"] = {"policy": "wheelhouse", "requirement": "torch>=2.3",
+                                   "image_python": str(tmp_path / "no" / "python")}
+    (m.root / "etc" / "gpufleet" / "runtime.json").write_text(json.dumps(m.config))
+    assert bootstrap.run(m.boot) == 0, m.lines()
+    assert "check torch" not in m.steps()
+    cfg = (m.root / "opt" / "gpufleet" / "venv" / "pyvenv.cfg").read_text()
+    assert "include-system-site-packages = false" in cfg
+
+
 @pytest.mark.parametrize("version, requirement, ok", [
     ("2.5.1+cu124", "torch>=2.3", True), ("2.13.0+cpu", "torch>=2.3,<3", True), ("2.2.2", "torch>=2.3", False),
     ("3.0.0", "torch>=2.3,<3", False), ("2.3.0a0+git", "torch>=2.3", True), ("2.4.0", "torch", True),

@@ -7,12 +7,13 @@ locals {
     "cost-center"    = "research"
     "gpufleet:stack" = "demo-fleet"
   }
-  # bundle object key -> file under this directory: the runtime wheel and its requirements, and
-  # the wheelhouse (wheels and hashed manifest per architecture) once `gpufleet bundle` built one
-  bundle_files = merge({
-      "bundle/gpufleet-0.1.0-py3-none-any.whl" = "bundle/gpufleet-0.1.0-py3-none-any.whl"
-      "bundle/requirements.txt"                = "bundle/requirements.txt"
-    }, { for f in fileset(path.module, "bundle/wheelhouse/*/*") : f => f })
+  # bundle object key -> file under this directory: the runtime wheel and its requirements...
+  bundle_core = {
+    "bundle/gpufleet-0.1.0-py3-none-any.whl" = "bundle/gpufleet-0.1.0-py3-none-any.whl"
+    "bundle/requirements.txt"                = "bundle/requirements.txt"
+  }
+  # ...and the wheelhouse (wheels and hashed manifest per architecture) once `gpufleet bundle` built one
+  bundle_files = merge(local.bundle_core, { for f in fileset(path.module, "bundle/wheelhouse/*/*") : f => f })
 }
 
 module "network" {

@@ -191,3 +191,8 @@ def test_warm_pool_needs_on_demand_capacity():
     problems = _problems(_stack(capacity="spot"))
     assert any(p.startswith("serving.capacity: a warm pool needs on-demand instances") and "'spot'" in p
                for p in problems), problems
+
+
+def test_warm_pool_min_above_the_groups_max_is_named():
+    problems = _problems(_stack(warm_pool={"min": 9, "state": "stopped"}))
+    assert any(p.startswith("serving.warm_pool.min:") and "(got 9 with serving.replicas.max 4" in p for p in problems)

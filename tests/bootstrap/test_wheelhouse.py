@@ -267,3 +267,41 @@ def test_gpufleet_bundle_builds_each_arch_from_find_links(tmp_path):
     for arch in ("x86_64", "aarch64"):
         assert f"{arch}: 1 wheels" in proc.stdout
         assert (tmp_path / "root" / "bundle" / "wheelhouse" / arch / name).is_file()
+
+
+# --- the spec: torch policy, the instances' Python, architectures --------------------------------
+
+def _resolve(**fields):
+    from infra.spec.load import parse_stack
+
+    return parse_stack({"name": "rt-fleet", "serving": {"instance_type": "g5.xlarge", "replicas": {"min": 1, "max": 2},
+                                                        **fields.pop("serving", {})}, **fields})
+
+
+def test_torch_policy_defaults_follow_the_image():
+    assert _resolve().runtime.torch == "use_image_torch"  # the default PyTorch DLAMI
+    fixed = _resolve(serving={"image": {"id": "ami-0123456789abcdef0"}}).runtime
+    assert (fixed.torch, fixed.image_python, fixed.python_version) == ("wheelhouse", "/opt/pytorch/bin/python", "3.12")
+    own = _resolve(runtime={"torch": "wheelhouse", "image_python": "/usr/bin/python3.11", "python_version": "3.11"})
+    assert (own.runtime.torch, own.runtime.image_python, own.runtime.python_version) == (
+        "wheelhouse", "/usr/bin/python3.11", "3.11")
+
+
+def test_graviton_fleets_are_aarch64_with_the_arm64_dlami():
+    r = _resolve(serving={"instance_type": "g5g.2xlarge"})
+    assert r.runtime.archs == {"serve": "aarch64"}
+    assert "ARM64" in r.spec.serving.image.lookup.name
+
+
+def test_bad_runtime_fields_and_mixed_arch_pools_are_named():
+    from runtime.errors import BadInput
+
+    with pytest.raises(BadInput) as e:
+        _resolve(runtime={"torch": "pypi", "python_version": "2.7"})
+    text = str(e.value)
+    assert "runtime.torch" in text and "'pypi'" in text and "runtime.python_version" in text
+    with pytest.raises(BadInput, match=r"serving.pools\[1\].instance_type: every pool runs serving.image, built for "
+                                       r"x86_64 .*got 'g5g.xlarge', aarch64"):
+        _resolve(serving={"pools": [{"name": "a", "instance_type": "g5.xlarge", "weight": 1},
+                                    {"name": "b", "instance_type": "g5g.xlarge", "weight": 1}],
+                          "load_balancer": {"algorithm": "weighted_round_robin"}})

@@ -637,10 +637,10 @@ def when_in_service(boot: Boot, cmd: list[str]) -> int:
     start = time.monotonic()
     while child.poll() is None:
         if _readyz(port) == 200:
-            instance = aws_metadata(url, "instance-id", boot.metadata_timeout_s)
-            group = env["GPUFLEET_GROUP"]
-            hook = group + config["warm_pool"]["launch_hook_suffix"]
+            group = env.get("GPUFLEET_GROUP", "")
+            hook = group + (config.get("warm_pool") or {}).get("launch_hook_suffix", "-launch")
             try:
+                instance = aws_metadata(url, "instance-id", boot.metadata_timeout_s)
                 (boot.complete_lifecycle or aws_complete_lifecycle())(group, hook, instance, region)
                 log.line(f"/readyz 200 after {time.monotonic() - start:.2f} s: launch lifecycle action {hook} completed")
             except Exception as e:  # noqa: BLE001 (the hook's timeout abandons the instance; say why)

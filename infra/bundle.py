@@ -103,3 +103,27 @@ def build_wheel() -> bytes:
 def bundle_files() -> dict[str, bytes]:
     """Bundle file name -> bytes: the wheel and requirements.txt."""
     return {wheel_name(): build_wheel(), "requirements.txt": pinned_requirements().encode()}
+
+
+def torch_requirement() -> str:
+    """gpufleet's own dependency on torch (a range, e.g. `torch>=2.3`): an image's torch must satisfy it."""
+    try:
+        requires = importlib.metadata.requires(DIST) or []
+    except importlib.metadata.PackageNotFoundError:
+        requires = []
+    found = [r.split(";")[0].replace(" ", "") for r in requires if re.match(r"torch\b", r) and "extra ==" not in r]
+    if not found:
+        import tomllib  # noqa: PLC0415 (a source checkout without the installed metadata)
+
+        deps = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+        found = [d.replace(" ", "") for d in deps if re.match(r"torch\b", d)]
+    return found[0]
+
+
+def digest(files: dict[str, bytes]) -> str:
+    """sha256 over the files' bytes concatenated in order of their base names: what the bootstrap
+    (runtime/bootstrap.py bundle_digest) computes over the files it fetched."""
+    h = hashlib.sha256()
+    for name in sorted(files, key=lambda n: n.rsplit("/", 1)[-1]):
+        h.update(files[name])
+    return h.hexdigest()

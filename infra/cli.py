@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from infra.commands import deploy, preflight, state
+from infra.commands import bundle, deploy, preflight, state
 from infra.commands.common import say as _say
 from infra.commands.common import target_arg as _target_arg
 from infra.commands.common import target_of as _target
@@ -203,6 +203,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_schema)
 
     deploy.register(sub)  # render, plan, apply, destroy, outputs, drift
+    bundle.register(sub)  # the wheelhouse
 
     p = sub.add_parser("emulator", help="the local AWS emulator (moto on 127.0.0.1)")
     p.add_argument("action", choices=("start", "stop", "status"))

@@ -13,9 +13,9 @@ previous render untouched, and Terraform's own files in the directory (.terrafor
 
 from __future__ import annotations
 
+import ast
 import base64
 import gzip
-import hashlib
 import json
 import os
 import re
@@ -28,16 +28,19 @@ import jinja2
 
 from infra import build_dir
 from infra.assets import template_loader
-from infra.bundle import bundle_files, wheel_name
+from infra.bundle import bundle_files, digest, wheel_name
 from infra.render.gcp import gcp_context, gcp_tfvars
 from infra.render.hcl import format_hcl, hcl
 from infra.render.modules import SOURCE_PREFIX, copied_modules
 from infra.render.providers import AWS_PROVIDERS, AwsProvider, spellings
-from infra.render.runtime_config import BUNDLE_PREFIX, TRAINING_HOOK_TIMEOUT_S, runtime_config
+from infra.render.runtime_config import (BUNDLE_PREFIX, LAUNCH_HOOK_SUFFIX, LAUNCH_HOOK_TIMEOUT_S,
+                                         TRAINING_HOOK_TIMEOUT_S, runtime_config)
 from infra.spec.resolve import (ALB_ALGORITHMS, CUSTOM_METRIC_NAMES, METRIC_NAMESPACE, ResolvedBackend, ResolvedCapacity,
                                 ResolvedStack)
 from infra.target_names import AWS, EMULATOR, GCP
+from infra.wheelhouse import MANIFEST, WHEELHOUSE, parse_header, read_manifests
 from runtime import bootstrap as instance_bootstrap
+from runtime.errors import BadInput
 
 
 RENDER_MANIFEST = ".gpufleet-render.json"
@@ -138,6 +141,10 @@ def _context(r: ResolvedStack, provider: AwsProvider, modules: str) -> dict:
                 "heartbeat_timeout_s": max(SERVING_HOOK_MIN_S, r.serving_drain_s + SERVING_HOOK_MARGIN_S),
                 "default_result": "CONTINUE",
             },
+            # an instance that never answers /readyz is abandoned (terminated and replaced)
+            warm_pool=None if sv.warm_pool is None else {
+                "min_size": sv.warm_pool.min, "state": sv.warm_pool.state.capitalize(),
+                "launch_hook_suffix": LAUNCH_HOOK_SUFFIX, "launch_hook_timeout_s": LAUNCH_HOOK_TIMEOUT_S},
             scaling=(
                 {
                     "metric": scaling.metric,
@@ -156,14 +163,51 @@ def _context(r: ResolvedStack, provider: AwsProvider, modules: str) -> dict:
 AWS_USER_DATA_LIMIT = 16 * 1024
 
 
-def bootstrap_b64() -> str:
-    """runtime/bootstrap.py, gzipped (mtime 0, so the same source renders the same text) and base64."""
-    source = Path(instance_bootstrap.__file__).read_bytes()
-    return base64.b64encode(gzip.compress(source, compresslevel=9, mtime=0)).decode()
+EMBEDDED_HEADER = ("# runtime/bootstrap.py of gpufleet, its docstrings and comments left out to fit EC2's 16 KB "
+                   "of user data: read the whole file in the package\n")
 
 
-def _user_data(r: ResolvedStack, role: str, bundle_sha256: str) -> str:
-    config = json.dumps(runtime_config(r, role), sort_keys=True, separators=(",", ":"))
+def embedded_bootstrap() -> str:
+    """runtime/bootstrap.py without its docstrings and full-line comments: the same code, line
+    for line, in what fits EC2's user data once gzipped (the documented file is 34 KB)."""
+    source = Path(instance_bootstrap.__file__).read_text(encoding="utf-8")
+    lines = source.splitlines()
+    tree = ast.parse(source)
+    drop: set[int] = set()  # 0-based line numbers
+    keep: set[int] = set()  # inside multi-line string literals: never touched
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Constant, ast.JoinedStr)) and node.end_lineno > node.lineno:
+            keep.update(range(node.lineno, node.end_lineno - 1))
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            doc = body[0]
+            span = range(doc.lineno - 1, doc.end_lineno)
+            if len(body) == 1:  # a body of only a docstring keeps a statement
+                lines[doc.lineno - 1] = " " * doc.col_offset + "pass"
+                span = range(doc.lineno, doc.end_lineno)
+            drop.update(span)
+    out: list[str] = []
+    for i, ln in enumerate(lines):
+        if i in drop or (i not in keep and ln.lstrip().startswith("#")):
+            continue
+        if ln.strip() or i in keep or (out and out[-1].strip()):  # runs of blank lines as one
+            out.append(ln)
+    text = EMBEDDED_HEADER + "\n".join(out) + "\n"
+    compile(text, "bootstrap.py", "exec")  # what instances run must at least parse
+    return text
+
+
+def bootstrap_b64(cloud: str = "aws") -> str:
+    """The bootstrap, gzipped (mtime 0, so the same source renders the same text) and base64:
+    the whole file for GCP (a startup script may have 256 KB), embedded_bootstrap() for AWS."""
+    source = (Path(instance_bootstrap.__file__).read_text(encoding="utf-8") if cloud == "gcp"
+              else embedded_bootstrap())
+    return base64.b64encode(gzip.compress(source.encode(), compresslevel=9, mtime=0)).decode()
+
+
+def _user_data(r: ResolvedStack, role: str, bundle_sha256: str, archs: frozenset[str]) -> str:
+    config = json.dumps(runtime_config(r, role, archs), sort_keys=True, separators=(",", ":"))
     stop = TRAINING_HOOK_TIMEOUT_S if role == "train" else r.serving_drain_s + SERVING_STOP_MARGIN_S
     text = environment().get_template("cloud-init/user_data.sh.j2").render(
         cloud=r.spec.cloud,
@@ -171,7 +215,7 @@ def _user_data(r: ResolvedStack, role: str, bundle_sha256: str) -> str:
         config_b64=base64.b64encode(config.encode()).decode(),
         stop_timeout_s=stop,
         bundle_sha256=bundle_sha256,
-        bootstrap_b64=bootstrap_b64(),
+        bootstrap_b64=bootstrap_b64(r.spec.cloud),
     )
     # Terraform fills in ${bucket} (at most 63 characters) after this.
     if r.spec.cloud == "aws" and len(text.encode()) + 63 > AWS_USER_DATA_LIMIT:
@@ -179,13 +223,16 @@ def _user_data(r: ResolvedStack, role: str, bundle_sha256: str) -> str:
     return text
 
 
-def render_files(r: ResolvedStack, target: str = EMULATOR, bundle_sha256: str = "0" * 64,
-                 provider: AwsProvider | None = None) -> dict[str, bytes]:
+def render_files(r: ResolvedStack, target: str = EMULATOR, bundle_sha256: str | dict[str, str] = "0" * 64,
+                 provider: AwsProvider | None = None, wheelhouse_archs: frozenset[str] = frozenset()) -> dict[str, bytes]:
     """Relative path -> content of every file of the rendered root, the copied modules included
     (without the bundle's bytes).
 
-    `provider` replaces the target's pinned AWS provider (e.g. 5.x against the emulator); a GCP
-    root pins infra.render.gcp's Google provider.
+    `bundle_sha256`: one digest for every role, or role -> digest. `wheelhouse_archs`: the
+    architectures bundle/wheelhouse/ holds a wheelhouse for (infra.wheelhouse); the runtime
+    config points the roles of those architectures at it. `provider` replaces the target's
+    pinned AWS provider (e.g. 5.x against the emulator); a GCP root pins infra.render.gcp's
+    Google provider.
     """
     cloud = r.spec.cloud
     targets = (GCP,) if cloud == "gcp" else tuple(AWS_PROVIDERS)
@@ -219,8 +266,10 @@ def render_files(r: ResolvedStack, target: str = EMULATOR, bundle_sha256: str = 
     files["terraform.tfvars.json"] = (json.dumps(tfvars, indent=2, sort_keys=True) + "\n").encode()
     roles = (["train"] if r.spec.training else []) + (["serve"] if r.spec.serving else [])
     for role in roles:
-        files[f"user_data/{role}.sh.tftpl"] = _user_data(r, role, bundle_sha256).encode()
-        files[f"runtime/{role}.json"] = (json.dumps(runtime_config(r, role), indent=2, sort_keys=True) + "\n").encode()
+        sha = bundle_sha256 if isinstance(bundle_sha256, str) else bundle_sha256[role]
+        files[f"user_data/{role}.sh.tftpl"] = _user_data(r, role, sha, wheelhouse_archs).encode()
+        config = runtime_config(r, role, wheelhouse_archs)
+        files[f"runtime/{role}.json"] = (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()
     files.update(copied_modules(files["main.tf"].decode()))
     return files
 
@@ -278,13 +327,33 @@ def _remove_empty_parents(folder: Path, root: Path) -> None:
         folder = folder.parent
 
 
+def wheelhouse_manifests(r: ResolvedStack, out: Path) -> dict[str, bytes]:
+    """arch -> manifest of the wheelhouses `gpufleet bundle` left under out/bundle/wheelhouse/ for
+    the stack's architectures; one built for another Python or torch policy is refused (exit 2)
+    rather than shipped to instances that could not install from it."""
+    rt = r.runtime
+    manifests = read_manifests(out, set(rt.archs.values()))
+    for arch, data in manifests.items():
+        built = parse_header(data.decode("utf-8", "replace"))
+        want = (arch, rt.python_version, rt.torch)
+        if built != want:
+            got = f"python {built[1]}, torch {built[2]}" if built else "no header"
+            raise BadInput(f"runtime: {out / WHEELHOUSE / arch} was built for {got}, the stack needs python "
+                           f"{want[1]}, torch {want[2]}: run `gpufleet bundle` for this spec again")
+    return manifests
+
+
 def render(r: ResolvedStack, out_dir: Path | None = None, target: str = EMULATOR,
            provider: AwsProvider | None = None) -> Path:
     """Render the stack's Terraform root and runtime bundle into out_dir; return out_dir."""
     out = Path(out_dir) if out_dir else default_out_dir(r)
     bundle = bundle_files()
-    digest = hashlib.sha256(b"".join(bundle[name] for name in sorted(bundle))).hexdigest()
-    files = render_files(r, target, bundle_sha256=digest, provider=provider)
+    manifests = wheelhouse_manifests(r, out)
+    digests = {}
+    for role, arch in r.runtime.archs.items():
+        extra = {f"wheelhouse/{arch}/{MANIFEST}": manifests[arch]} if arch in manifests else {}
+        digests[role] = digest({**bundle, **extra})
+    files = render_files(r, target, bundle_sha256=digests, provider=provider, wheelhouse_archs=frozenset(manifests))
     files.update({f"bundle/{name}": data for name, data in bundle.items()})
     write_tree(out, files)
     provider = provider or AWS_PROVIDERS.get(target)  # None: a GCP root

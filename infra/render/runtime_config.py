@@ -20,7 +20,7 @@ One shape for both clouds; what differs on GCP:
 
 from __future__ import annotations
 
-from infra.bundle import wheel_name
+from infra.bundle import torch_requirement, wheel_name
 from infra.spec.checks import INT_SWEEPS
 from infra.spec.resolve import CUSTOM_METRIC_NAMES, METRIC_NAMESPACE, ResolvedStack, gcp_metric_type
 
@@ -29,10 +29,43 @@ BUNDLE_PREFIX = "bundle/"
 # How long a terminating training instance may take to checkpoint before the group moves on.
 TRAINING_HOOK_TIMEOUT_S = 600
 ARTIFACT_SCHEMES = {"aws": "s3", "gcp": "gs"}
+WHEELHOUSE_PREFIX = BUNDLE_PREFIX + "wheelhouse/"
+WHEELHOUSE_MANIFEST = "requirements.hashes.txt"  # infra.wheelhouse.MANIFEST
+# The launch lifecycle hook of a warm-pooled group is "<group><suffix>"; its instances complete it
+# once /readyz answers (runtime/bootstrap.py). Long enough for a cold boot's install and model load.
+LAUNCH_HOOK_SUFFIX = "-launch"
+LAUNCH_HOOK_TIMEOUT_S = 1200
 
 
-def runtime_config(r: ResolvedStack, role: str) -> dict:
-    """The config for `role` ("train" or "serve"); the bucket comes from the instance's environment."""
+def _bundle(r: ResolvedStack, role: str, wheelhouse_archs: frozenset[str]) -> dict:
+    """Where the role's instances get the runtime, and how they install it (runtime/bootstrap.py).
+
+    `wheelhouse`: null (install from the package index) or the bucket prefix of the role's
+    architecture's wheels and their hashed manifest, when `gpufleet bundle` built one.
+    `torch.policy` use_image_torch: build the venv on `torch.image_python` and check its torch
+    against `torch.requirement`; wheelhouse: torch comes with the rest.
+    """
+    rt = r.runtime
+    arch = rt.archs[role]
+    house = None
+    if arch in wheelhouse_archs:
+        prefix = f"{WHEELHOUSE_PREFIX}{arch}/"
+        house = {"arch": arch, "prefix": prefix, "manifest": prefix + WHEELHOUSE_MANIFEST}
+    return {
+        "index_url": r.spec.bundle.index_url,
+        "wheel": BUNDLE_PREFIX + wheel_name(),
+        "requirements": BUNDLE_PREFIX + "requirements.txt",
+        "wheelhouse": house,
+        "python": rt.python_version,
+        "torch": {"policy": rt.torch, "requirement": torch_requirement(), "image_python": rt.image_python},
+    }
+
+
+def runtime_config(r: ResolvedStack, role: str, wheelhouse_archs: frozenset[str] = frozenset()) -> dict:
+    """The config for `role` ("train" or "serve"); the bucket comes from the instance's environment.
+
+    `wheelhouse_archs`: the architectures a wheelhouse was built for (infra.wheelhouse).
+    """
     s = r.spec
     gcp = r.gcp
     config: dict = {
@@ -41,11 +74,7 @@ def runtime_config(r: ResolvedStack, role: str) -> dict:
         "role": role,
         "cloud": s.cloud,
         "region": s.region,
-        "bundle": {
-            "index_url": s.bundle.index_url,
-            "wheel": BUNDLE_PREFIX + wheel_name(),
-            "requirements": BUNDLE_PREFIX + "requirements.txt",
-        },
+        "bundle": _bundle(r, role, wheelhouse_archs),
         "artifacts": {"bucket_env": "GPUFLEET_BUCKET", "checkpoints": "checkpoints/", "models": "models/latest/",
                       "scheme": ARTIFACT_SCHEMES[s.cloud]},
     }
@@ -86,6 +115,9 @@ def runtime_config(r: ResolvedStack, role: str) -> dict:
             "lifecycle_hook_suffix": None if gcp else "-drain",
             "drain_timeout_s": float(r.serving_drain_s),
         }
+        # aws: the bootstrap holds a warm-pooled instance out of service (runtime/bootstrap.py)
+        config["warm_pool"] = None if sv.warm_pool is None else {
+            "state": sv.warm_pool.state, "launch_hook_suffix": LAUNCH_HOOK_SUFFIX}
         config["scaling"] = {
             "metric": scaling.metric if scaling else None,
             "metric_name": CUSTOM_METRIC_NAMES.get(scaling.metric) if scaling else None,

@@ -9,7 +9,7 @@ appends to one list so the user sees all problems at once. Rules of one cloud: A
 from __future__ import annotations
 
 from infra.spec.gcp import gcp_problems
-from infra.spec.gpus import gpus_for
+from infra.spec.gpus import arch_of, gpus_for
 from infra.spec.model import Fleet, Stack, fmt
 from runtime.train.config import SWEEPABLE, TrainConfig
 
@@ -164,6 +164,7 @@ def _serving_problems(stack: Stack, problems: list[str]) -> None:
         problems.append(f"serving.load_balancer.slow_start_s: 0 turns it off, else 30..900 (got {lb.slow_start_s})")
 
     _check_fleet_common("serving", s, problems)
+    _warm_pool_problems(stack, problems)
     if s.pools is None:
         _check_gpu_fleet("serving", s.instance_type, s.gpus_per_node, problems)
         if lb.algorithm == "weighted_round_robin":
@@ -176,6 +177,11 @@ def _serving_problems(stack: Stack, problems: list[str]) -> None:
     names = [p.name for p in s.pools]
     for i, pool in enumerate(s.pools):
         _check_gpu_fleet(f"serving.pools[{i}]", pool.instance_type, pool.gpus_per_node, problems)
+        if arch_of(pool.instance_type) != arch_of(s.instance_type):
+            # the pools share serving.image (and the wheelhouse an image's runtime installs from)
+            problems.append(f"serving.pools[{i}].instance_type: every pool runs serving.image, built for "
+                            f"{arch_of(s.instance_type)} ({s.instance_type}) (got {fmt(pool.instance_type)}, "
+                            f"{arch_of(pool.instance_type)}; allowed: {arch_of(s.instance_type)} instance types)")
         if names.count(pool.name) > 1 and names.index(pool.name) == i:
             problems.append(f"serving.pools[{i}].name: pool names must be unique (got {fmt(pool.name)} twice)")
         if pool.capacity is not None:
@@ -192,6 +198,26 @@ def _serving_problems(stack: Stack, problems: list[str]) -> None:
             f"serving.pools: several pools split traffic by weight, which needs "
             f"load_balancer.algorithm 'weighted_round_robin' (got {fmt(lb.algorithm)})"
         )
+
+
+def _warm_pool_problems(stack: Stack, problems: list[str]) -> None:
+    """AWS refuses a warm pool on a group with a mixed instances policy or spot instances
+    (PutWarmPool), so a warm-pooled fleet is all on-demand and launches from its template."""
+    s = stack.serving
+    if s.warm_pool is None or stack.cloud != "aws":
+        return
+    capacities = [("serving.capacity", s.capacity)]
+    capacities += [(f"serving.pools[{i}].capacity", p.capacity) for i, p in enumerate(s.pools or []) if p.capacity]
+    for path, cap in capacities:
+        if cap.type != "on_demand":
+            problems.append(f"{path}: a warm pool needs on-demand instances (AWS refuses one on a group with spot "
+                            f"or mixed capacity) (got type {fmt(cap.type)} with serving.warm_pool; allowed: on_demand)")
+    replicas = [("serving.replicas", s.replicas)] + [(f"serving.pools[{i}].replicas", p.replicas)
+                                                     for i, p in enumerate(s.pools or []) if p.replicas]
+    for path, size in replicas:
+        if s.warm_pool.min > size.max:
+            problems.append(f"serving.warm_pool.min: at most the group's max instances are prepared "
+                            f"(got {s.warm_pool.min} with {path}.max {size.max}; allowed: 0..{size.max})")
 
 
 INT_SWEEPS = tuple(param for param, kind in SWEEPABLE.items() if kind is int)

@@ -13,7 +13,7 @@ Rules (`gcp_problems`, run by `infra.spec.checks` for `cloud: gcp`), each report
 - A regional managed instance group holds either spot or on-demand VMs, and a training job
   rendezvouses in one group: training capacity is on_demand or spot, never mixed.
 - AWS-only settings are refused by name: an AMI, `listener.certificate_arn`, `slow_start_s`,
-  the S3 state backend. Tags become labels, so they follow GCP's label rules.
+  `serving.warm_pool`, the S3 state backend. Tags become labels, so they follow GCP's label rules.
 
 Resolution (`resolve_gcp`): the zones, and each fleet's managed instance groups. A serving pool
 with an on-demand base and spot above it becomes two groups behind the pool's one backend
@@ -177,6 +177,9 @@ def gcp_problems(stack: Stack) -> list[str]:
                             f"have (got {fmt(t.workload.data)}; allowed: gs://BUCKET/PREFIX)")
     if stack.serving is not None:
         _maintenance_problems("serving", stack.serving, stack.serving.capacity, problems)
+        if stack.serving.warm_pool is not None:
+            problems.append("serving.warm_pool: warm pools are AWS Auto Scaling's (got a warm_pool with cloud 'gcp'; "
+                            "a GCP managed instance group has none: leave it out)")
         _serving_problems(stack, problems)
         uri = stack.serving.model_uri
         if uri and uri.startswith("s3://"):

@@ -34,7 +34,18 @@ AWS_GPU_FAMILIES: dict[str, GpuFamily] = {
     "p5": GpuFamily("NVIDIA H100", 80, {"48xlarge": 8}),
     "p5e": GpuFamily("NVIDIA H200", 141, {"48xlarge": 8}),
     "p5en": GpuFamily("NVIDIA H200", 141, {"48xlarge": 8}),
+    # Graviton (arm64) with NVIDIA T4G: the one AWS GPU family that is not x86_64.
+    "g5g": GpuFamily("NVIDIA T4G", 16, {"xlarge": 1, "2xlarge": 1, "4xlarge": 1, "8xlarge": 1, "16xlarge": 2, "metal": 2}),
 }
+# CPU architecture of an instance type, as `uname -m` and manylinux wheel tags name it. The GPU
+# families above are x86_64 but these (Graviton); every GCP GPU machine type gpufleet knows is x86_64.
+AARCH64_FAMILIES = frozenset({"g5g"})
+ARCHS = ("x86_64", "aarch64")
+
+
+def arch_of(instance_type: str) -> str:
+    """"x86_64" or "aarch64" for an instance (or GCP machine) type."""
+    return "aarch64" if instance_type.partition(".")[0] in AARCH64_FAMILIES else "x86_64"
 
 
 def gpus_for(instance_type: str) -> int | None:

@@ -21,8 +21,8 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from infra.spec.gpus import (AWS_GPU_FAMILIES, GCP_GPU_SERIES, GCP_ZONE_ACCELERATORS, gcp_series, gpus_for,
-                             n1_vcpus)
+from infra.spec.gpus import (AWS_GPU_FAMILIES, GCP_GPU_SERIES, GCP_ZONE_ACCELERATORS, arch_of, gcp_series,
+                             gpus_for, n1_vcpus)
 from infra.spec.kubernetes import KubernetesSettings
 from runtime.train.rules import PARALLEL, SWEEPABLE, WORKLOADS
 
@@ -50,6 +50,8 @@ ALGORITHMS = ("round_robin", "least_connections", "weighted_round_robin")
 
 DEFAULT_IMAGE_OWNER = "amazon"
 DEFAULT_IMAGE_NAME = "Deep Learning OSS Nvidia Driver AMI GPU PyTorch * (Ubuntu 22.04) *"
+# Graviton GPU instances (g5g) need the arm64 build of the same DLAMI.
+DEFAULT_ARM64_IMAGE_NAME = "Deep Learning ARM64 AMI OSS Nvidia Driver GPU PyTorch * (Ubuntu 22.04) *"
 # GCP: Google's Deep Learning VM images (NVIDIA driver and CUDA; the driver installs on first boot).
 DEFAULT_GCP_IMAGE_PROJECT = "deeplearning-platform-release"
 DEFAULT_GCP_IMAGE_FAMILY = "pytorch-latest-cu124"
@@ -287,8 +289,22 @@ class LoadBalancer(Strict):
     slow_start_s: int = Field(default=0, ge=0, le=900, description="0 (off) or 30..900")
 
 
+class WarmPool(Strict):
+    """aws: instances booted ahead of need and kept out of service until a scale-out takes them.
+
+    They run the whole bootstrap when they enter the pool (`Warmed:*`), then wait; the runtime
+    starts serving only when the instance metadata says `InService`, and the launch lifecycle
+    hook is completed once /readyz answers 200.
+    """
+
+    min: int = Field(default=0, ge=0, le=1000, description="instances kept in the pool (its min_size)")
+    state: Literal["stopped", "running"] = Field(
+        default="stopped", description="stopped: pay for disks only, start in seconds; running: pay for instances")
+
+
 class ServingFleet(Fleet):
     replicas: Size
+    warm_pool: Optional[WarmPool] = Field(default=None, description="aws: pre-booted instances for fast scale-out")
     port: int = Field(default=8080, ge=1024, le=65535, description="port each replica listens on")
     pools: Optional[list[Pool]] = Field(default=None, description="two or more pools for weighted_round_robin")
     autoscaling: Optional[Autoscaling] = None
@@ -368,6 +384,28 @@ class Bundle(Strict):
     index_url: Optional[str] = Field(default=None, pattern=r"^https?://[^\s'\"]+$", max_length=1024)
 
 
+TORCH_POLICIES = ("use_image_torch", "wheelhouse")
+
+
+class RuntimeSettings(Strict):
+    """How instances install the runtime: where torch comes from, and which Python builds the venv.
+
+    torch: `use_image_torch` builds the environment on top of the image's Python and uses its
+    torch (checked against gpufleet's range at boot); `wheelhouse` installs torch from the
+    bucket's wheelhouse (`gpufleet bundle SPEC`) like every other requirement. Default:
+    use_image_torch on GPU images that ship torch (the default Deep Learning AMI / VM
+    images), else wheelhouse.
+    """
+
+    torch: Optional[Literal[TORCH_POLICIES]] = Field(default=None, description="use_image_torch or wheelhouse")
+    image_python: Optional[str] = Field(
+        default=None, pattern=r"^/[A-Za-z0-9._/+-]+$", max_length=256,
+        description="the image's Python (absolute path); aws default /opt/pytorch/bin/python (DLAMI), gcp /opt/conda/bin/python (DLVM)")
+    python_version: Optional[str] = Field(
+        default=None, pattern=r"^3\.(1[0-9])$",
+        description="the instances' Python X.Y, which the wheelhouse is built for; aws default 3.12, gcp 3.10")
+
+
 class GcpSettings(Strict):
     """gcp: the project the stack goes into, and optionally the zones its fleets spread over."""
 
@@ -402,6 +440,7 @@ class Stack(Strict):
     local: Local = Field(default_factory=Local)
     backend: Backend = Field(default_factory=Backend)
     bundle: Bundle = Field(default_factory=Bundle)
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     tags: dict[str, str] = Field(default_factory=dict, description="aws: tags; gcp: labels")
     kubernetes: Optional[KubernetesSettings] = Field(
         default=None, description="the kubernetes target: runtime image, namespace, volume, pods (infra.spec.kubernetes)")
@@ -430,6 +469,10 @@ class Stack(Strict):
             for fleet in (self.training, self.serving):
                 if fleet is not None and "image" not in fleet.model_fields_set:
                     fleet.image = Image.model_validate({}, context={"cloud": "gcp"})
+        else:
+            for fleet in (self.training, self.serving):
+                if fleet is not None and "image" not in fleet.model_fields_set and arch_of(fleet.instance_type) == "aarch64":
+                    fleet.image = Image(lookup=ImageLookup(owner=DEFAULT_IMAGE_OWNER, name=DEFAULT_ARM64_IMAGE_NAME))
         return self
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from infra.spec.gcp import ResolvedGcp, accelerator_of, resolve_gcp
-from infra.spec.gpus import gpus_for
-from infra.spec.model import AttachedGpus, Capacity, Size, Stack
+from infra.spec.gpus import arch_of, gpus_for
+from infra.spec.model import DEFAULT_GCP_IMAGE_PROJECT, DEFAULT_IMAGE_OWNER, AttachedGpus, Capacity, Image, Size, Stack
 
 # The metric contract shared by the Terraform scaling policy and runtime/agent.
 METRIC_NAMESPACE = "GPUFleet"
@@ -73,6 +73,45 @@ class ResolvedBackend:
         return f"s3://{self.bucket}/{self.key}"
 
 
+# The image's Python on the default GPU images: the AWS PyTorch DLAMIs keep a venv in
+# /opt/pytorch (their release notes' python_location), Google's Deep Learning VM images conda.
+IMAGE_PYTHON = {"aws": "/opt/pytorch/bin/python", "gcp": "/opt/conda/bin/python"}
+PYTHON_VERSION = {"aws": "3.12", "gcp": "3.10"}
+
+
+@dataclass(frozen=True)
+class ResolvedRuntime:
+    """How instances install the runtime (the spec's `runtime:` with its defaults).
+
+    `archs` maps each role ("train", "serve") to its instances' CPU architecture, which picks
+    the wheelhouse (bundle/wheelhouse/<arch>/) they install from.
+    """
+
+    torch: str  # "use_image_torch" or "wheelhouse"
+    image_python: str
+    python_version: str
+    archs: dict[str, str] = field(default_factory=dict)
+
+
+def image_ships_torch(cloud: str, image: Image) -> bool:
+    """Whether a fleet's image is a GPU image with torch: a PyTorch Deep Learning AMI by lookup
+    (owner amazon), or a pytorch-* family of Google's Deep Learning VM images. A fixed AMI id or
+    any other image is not known to, so its fleets get torch from the wheelhouse by default."""
+    if cloud == "gcp":
+        return image.project == DEFAULT_GCP_IMAGE_PROJECT and (image.family or "").startswith("pytorch")
+    return image.lookup is not None and image.lookup.owner == DEFAULT_IMAGE_OWNER and "PyTorch" in image.lookup.name
+
+
+def resolve_runtime(stack: Stack) -> ResolvedRuntime:
+    fleets = {role: f for role, f in (("train", stack.training), ("serve", stack.serving)) if f is not None}
+    rt = stack.runtime
+    torch = rt.torch or ("use_image_torch" if all(image_ships_torch(stack.cloud, f.image) for f in fleets.values())
+                         else "wheelhouse")
+    return ResolvedRuntime(torch=torch, image_python=rt.image_python or IMAGE_PYTHON[stack.cloud],
+                           python_version=rt.python_version or PYTHON_VERSION[stack.cloud],
+                           archs={role: arch_of(f.instance_type) for role, f in fleets.items()})
+
+
 @dataclass(frozen=True)
 class ResolvedStack:
     spec: Stack
@@ -87,6 +126,7 @@ class ResolvedStack:
     serving_drain_s: int | None = None
     backend: ResolvedBackend | None = None  # None: Terraform's local state file in the root
     gcp: ResolvedGcp | None = None  # cloud: gcp: project, zones, each fleet's managed instance groups
+    runtime: ResolvedRuntime | None = None  # how instances install the runtime (always set by resolve)
 
     @property
     def name(self) -> str:
@@ -154,4 +194,4 @@ def resolve(stack: Stack) -> ResolvedStack:
                                             dynamodb_table=b.dynamodb_table)
     if stack.cloud == "gcp":
         kwargs["gcp"] = resolve_gcp(stack, kwargs.get("training_group"), kwargs.get("training_capacity"), pools)
-    return ResolvedStack(spec=stack, tags=tags, pools=pools, **kwargs)
+    return ResolvedStack(spec=stack, tags=tags, pools=pools, runtime=resolve_runtime(stack), **kwargs)

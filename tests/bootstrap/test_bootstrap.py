@@ -10,46 +10,22 @@ import base64
 import gzip
 import hashlib
 import http.server
-import io
 import json
+import os
 import re
 import shutil
 import socket
 import subprocess
 import sys
 import threading
-import zipfile
 from pathlib import Path
 
 import pytest
 
 from runtime import bootstrap
-from runtime.bootstrap import Boot
 
-ROOT = Path(__file__).resolve().parents[2]
-WHEEL = "gpufleet-0.1.0-py3-none-any.whl"
-
-
-def make_wheel(name: str, version: str, requires: tuple[str, ...] = (), script: str | None = None) -> tuple[str, bytes]:
-    """A minimal pure-Python wheel: one module `<name>_mod`, optional console script `script`."""
-    dist_info = f"{name}-{version}.dist-info"
-    files = {f"{name}_mod.py": b"def main():\n    return 0\n"}
-    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
-    meta += "".join(f"Requires-Dist: {r}\n" for r in requires)
-    files[f"{dist_info}/METADATA"] = meta.encode()
-    files[f"{dist_info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-    if script:
-        files[f"{dist_info}/entry_points.txt"] = f"[console_scripts]\n{script} = {name}_mod:main\n".encode()
-
-    def rec(data: bytes) -> str:
-        return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    record = "".join(f"{arc},{rec(data)},{len(data)}\n" for arc, data in files.items()) + f"{dist_info}/RECORD,,\n"
-    files[f"{dist_info}/RECORD"] = record.encode()
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for arc, data in files.items():
-            zf.writestr(arc, data)
-    return f"{name}-{version}-py3-none-any.whl", buf.getvalue()
+sys.path.insert(0, os.path.dirname(__file__))
+from bootmachine import ROOT, WHEEL, Machine  # noqa: E402
 
 
 class FakeIMDS(http.server.BaseHTTPRequestHandler):
@@ -92,55 +68,6 @@ def silent_metadata():
     sock.listen(8)
     yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     sock.close()
-
-
-class Machine:
-    """A temp instance: root folder, bucket folder, systemctl stand-in, recorded unhealthy marks."""
-
-    def __init__(self, tmp: Path, metadata_url: str, requirements: str = "tinydep==1.0\n"):
-        self.root = tmp / "root"
-        self.bucket = tmp / "bucket"
-        self.calls = tmp / "systemctl.calls"
-        self.marks: list[tuple[str, str]] = []
-        self.console = tmp / "console"
-        (self.bucket / "bundle").mkdir(parents=True)
-        name, wheel = make_wheel("gpufleet", "0.1.0", requires=("tinydep",), script="gpufleet")
-        assert name == WHEEL
-        (self.bucket / "bundle" / WHEEL).write_bytes(wheel)
-        (self.bucket / "bundle" / "requirements.txt").write_text(requirements)
-        digest = hashlib.sha256(wheel + requirements.encode()).hexdigest()
-        etc = self.root / "etc" / "gpufleet"
-        etc.mkdir(parents=True)
-        config = {"format": 1, "role": "serve", "cloud": "aws", "region": "us-east-1",
-                  "bundle": {"index_url": None, "wheel": f"bundle/{WHEEL}", "requirements": "bundle/requirements.txt"}}
-        (etc / "runtime.json").write_text(json.dumps(config, indent=1))
-        (etc / "env").write_text(f"GPUFLEET_BUCKET=b\nGPUFLEET_ROLE=serve\nGPUFLEET_BUNDLE_SHA256={digest}\n")
-        house = self.root / "opt" / "gpufleet" / "wheelhouse"
-        house.mkdir(parents=True)
-        dep_name, dep = make_wheel("tinydep", "1.0")
-        (house / dep_name).write_bytes(dep)
-        stand_in = tmp / "systemctl"
-        stand_in.write_text(f"#!/bin/sh\necho \"$@\" >>{self.calls}\n")
-        stand_in.chmod(0o755)
-        self.boot = Boot(root=self.root, python=sys.executable, systemctl=(str(stand_in),), fetch=self.fetch,
-                         mark_unhealthy=lambda i, r: self.marks.append((i, r)), metadata_url=metadata_url,
-                         metadata_timeout_s=0.5, console=self.console, stop_timeout_s=42)
-
-    def fetch(self, bucket: str, key: str, dest: Path) -> None:
-        assert bucket == "b"
-        shutil.copyfile(self.bucket / key, dest)
-
-    def lines(self) -> list[str]:
-        return self.console.read_text().splitlines()
-
-    def failed_line(self) -> str:
-        failed = [ln for ln in self.lines() if "FAILED" in ln]
-        assert len(failed) == 1, self.lines()
-        return failed[0]
-
-    def started_nothing(self) -> None:
-        assert not self.calls.exists()
-        assert not list((self.root / "etc").rglob("*.service"))
 
 
 def test_good_bundle_installs_writes_the_unit_and_starts_it(tmp_path, imds):
@@ -258,6 +185,32 @@ def test_runs_as_a_lone_script_with_stdlib_only(tmp_path):
     assert "line 1 column 2" in proc.stderr
 
 
+def _code(source: str) -> str:
+    """The program without docstrings (and the `pass` that stands in for a docstring-only body)."""
+    import ast
+
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list):
+            node.body = [n for n in body if not (isinstance(n, ast.Pass) or (
+                isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)))]
+    return ast.dump(tree)
+
+
+def test_the_embedded_bootstrap_runs_as_a_lone_script(tmp_path):
+    """What user_data carries (docstrings and comments stripped) is the same program, and runs."""
+    from infra.render.render import embedded_bootstrap
+
+    script = tmp_path / "bootstrap.py"
+    script.write_text(embedded_bootstrap())
+    assert _code(script.read_text()) == _code((ROOT / "runtime" / "bootstrap.py").read_text())
+    proc = subprocess.run([sys.executable, "-I", str(script), "--root", str(tmp_path / "root"), "--console", "-"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"{bootstrap.PREFIX} read config FAILED: cannot read ")
+
+
 @pytest.mark.parametrize("example", sorted((ROOT / "examples").glob("aws-*.yaml")), ids=lambda p: p.stem)
 def test_aws_user_data_embeds_this_bootstrap_within_ec2s_limit(example, tmp_path):
     from infra.render.render import AWS_USER_DATA_LIMIT, render_files
@@ -269,7 +222,8 @@ def test_aws_user_data_embeds_this_bootstrap_within_ec2s_limit(example, tmp_path
         script = data.decode()
         assert len(data) + 63 <= AWS_USER_DATA_LIMIT, (name, len(data))
         (blob,) = re.findall(r"base64 -d <<<'([A-Za-z0-9+/=]+)' \| gunzip >/opt/gpufleet/bootstrap.py", script)
-        assert gzip.decompress(base64.b64decode(blob)) == (ROOT / "runtime" / "bootstrap.py").read_bytes()
+        embedded = gzip.decompress(base64.b64decode(blob)).decode()
+        assert _code(embedded) == _code((ROOT / "runtime" / "bootstrap.py").read_text())
         assert re.search(r'\nexec "\$PY" /opt/gpufleet/bootstrap.py --stop-timeout-s \d+$', script.rstrip())
         path = tmp_path / "user_data.sh"
         path.write_text(script)

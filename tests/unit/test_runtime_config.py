@@ -58,8 +58,8 @@ def test_user_data_embeds_the_config(stack):
     (b64,) = re.findall(r"echo '([A-Za-z0-9+/=]+)' \| base64 -d", script)
     assert json.loads(base64.b64decode(b64)) == runtime_config(stack, "serve")
     assert "${bucket}" in script
-    # the only Terraform template sequence is the bucket: everything else is plain text
-    assert set(re.findall(r"[$%]\{[^}]*\}", script)) == {"${bucket}"}
+    # the only Terraform template sequences are the bucket and the group: everything else is plain text
+    assert set(re.findall(r"[$%]\{[^}]*\}", script)) == {"${bucket}", "${group}"}
     assert "GPUFLEET_BUNDLE_SHA256=%s" in script and "0" * 64 in script
 
 

@@ -109,26 +109,67 @@ resource "aws_autoscaling_group" "this" {
   ]
   metrics_granularity = "1Minute"
 
-  mixed_instances_policy {
-    instances_distribution {
-      on_demand_base_capacity                  = var.capacity.on_demand_base
-      on_demand_percentage_above_base_capacity = var.capacity.on_demand_percentage_above_base
-      spot_allocation_strategy                 = var.capacity.spot_allocation_strategy
-    }
+  # AWS refuses a warm pool on a group with a mixed instances policy (PutWarmPool): a
+  # warm-pooled group launches its one on-demand instance type from the template directly.
+  dynamic "mixed_instances_policy" {
+    for_each = var.warm_pool == null ? [1] : []
 
-    launch_template {
-      launch_template_specification {
-        launch_template_id = aws_launch_template.this.id
-        version            = aws_launch_template.this.latest_version
+    content {
+      instances_distribution {
+        on_demand_base_capacity                  = var.capacity.on_demand_base
+        on_demand_percentage_above_base_capacity = var.capacity.on_demand_percentage_above_base
+        spot_allocation_strategy                 = var.capacity.spot_allocation_strategy
       }
 
-      dynamic "override" {
-        for_each = var.instance_types
+      launch_template {
+        launch_template_specification {
+          launch_template_id = aws_launch_template.this.id
+          version            = aws_launch_template.this.latest_version
+        }
 
-        content {
-          instance_type = override.value
+        dynamic "override" {
+          for_each = var.instance_types
+
+          content {
+            instance_type = override.value
+          }
         }
       }
+    }
+  }
+
+  dynamic "launch_template" {
+    for_each = var.warm_pool == null ? [] : [1]
+
+    content {
+      id      = aws_launch_template.this.id
+      version = aws_launch_template.this.latest_version
+    }
+  }
+
+  # Instances booted ahead of need: they run the bootstrap in the pool and wait there
+  # (stopped or running) until a scale-out moves them in service.
+  dynamic "warm_pool" {
+    for_each = var.warm_pool == null ? [] : [var.warm_pool]
+
+    content {
+      pool_state                  = warm_pool.value.state
+      min_size                    = warm_pool.value.min_size
+      max_group_prepared_capacity = var.max_size
+    }
+  }
+
+  # Created with the group, so that no instance, warm or not, launches before it exists: an
+  # instance waits in Pending:Wait (Warmed:Pending:Wait in the pool) until its bootstrap
+  # completes the action, after /readyz answered 200 (in service) or after the install (warm).
+  dynamic "initial_lifecycle_hook" {
+    for_each = var.warm_pool == null ? [] : [var.warm_pool]
+
+    content {
+      name                 = "${var.name}${initial_lifecycle_hook.value.launch_hook_suffix}"
+      lifecycle_transition = "autoscaling:EC2_INSTANCE_LAUNCHING"
+      heartbeat_timeout    = initial_lifecycle_hook.value.launch_hook_timeout_s
+      default_result       = "ABANDON"
     }
   }
 

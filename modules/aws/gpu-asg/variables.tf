@@ -207,6 +207,27 @@ variable "termination_hook" {
   }
 }
 
+variable "warm_pool" {
+  description = "A warm pool (null: none): instances kept `state` (Stopped or Running), at least `min_size` of them, after their bootstrap; and the launch lifecycle hook \"<name><launch_hook_suffix>\" their bootstrap completes (ABANDON after `launch_hook_timeout_s`). The group then launches its first instance type on demand, without a mixed instances policy."
+  type = object({
+    min_size              = number
+    state                 = string
+    launch_hook_suffix    = string
+    launch_hook_timeout_s = number
+  })
+  default = null
+
+  validation {
+    condition     = var.warm_pool == null || (contains(["Stopped", "Running"], try(var.warm_pool.state, "")) && try(var.warm_pool.min_size >= 0, false))
+    error_message = "The warm_pool.state must be \"Stopped\" or \"Running\" and warm_pool.min_size 0 or more."
+  }
+
+  validation {
+    condition     = var.warm_pool == null || try(var.warm_pool.launch_hook_timeout_s >= 30 && var.warm_pool.launch_hook_timeout_s <= 7200, false)
+    error_message = "The warm_pool.launch_hook_timeout_s must be between 30 and 7200."
+  }
+}
+
 variable "scaling" {
   description = <<-EOT
     Target-tracking autoscaling. metric: cpu_utilization (ASG average CPU %), requests_per_target

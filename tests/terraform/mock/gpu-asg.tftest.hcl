@@ -135,3 +135,53 @@ run "no_scaling" {
     error_message = "no policy without autoscaling"
   }
 }
+
+run "no_warm_pool_by_default" {
+  command = plan
+
+  assert {
+    condition     = length(aws_autoscaling_group.this.warm_pool) == 0 && length(aws_autoscaling_group.this.initial_lifecycle_hook) == 0
+    error_message = "without var.warm_pool there is no warm pool and no launch hook"
+  }
+  assert {
+    condition     = length(aws_autoscaling_group.this.mixed_instances_policy) == 1 && length(aws_autoscaling_group.this.launch_template) == 0
+    error_message = "without a warm pool the group buys through its mixed instances policy"
+  }
+}
+
+run "warm_pool_launches_from_the_template_behind_a_launch_hook" {
+  command = plan
+
+  variables {
+    capacity  = { on_demand_base = 0, on_demand_percentage_above_base = 100, spot_allocation_strategy = "capacity-optimized" }
+    warm_pool = { min_size = 2, state = "Stopped", launch_hook_suffix = "-launch", launch_hook_timeout_s = 1200 }
+  }
+
+  assert {
+    condition     = aws_autoscaling_group.this.warm_pool[0].pool_state == "Stopped" && aws_autoscaling_group.this.warm_pool[0].min_size == 2
+    error_message = "the warm pool keeps min_size instances stopped"
+  }
+  assert {
+    condition     = length(aws_autoscaling_group.this.mixed_instances_policy) == 0 && length(aws_autoscaling_group.this.launch_template) == 1
+    error_message = "AWS refuses a warm pool beside a mixed instances policy: the group launches from its template"
+  }
+  assert {
+    condition = alltrue([for h in aws_autoscaling_group.this.initial_lifecycle_hook :
+    h.name == "t-serve-main-launch" && h.lifecycle_transition == "autoscaling:EC2_INSTANCE_LAUNCHING" && h.default_result == "ABANDON" && h.heartbeat_timeout == 1200])
+    error_message = "the launch hook is created with the group, and abandons an instance that never gets ready"
+  }
+  assert {
+    condition     = length(aws_autoscaling_group.this.initial_lifecycle_hook) == 1
+    error_message = "one launch hook"
+  }
+}
+
+run "warm_pool_state_is_checked" {
+  command = plan
+
+  variables {
+    warm_pool = { min_size = 1, state = "Hibernated", launch_hook_suffix = "-launch", launch_hook_timeout_s = 1200 }
+  }
+
+  expect_failures = [var.warm_pool]
+}

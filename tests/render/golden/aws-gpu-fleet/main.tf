@@ -7,11 +7,13 @@ locals {
     "cost-center"    = "research"
     "gpufleet:stack" = "demo-fleet"
   }
-  # bundle object key -> file under this directory (the runtime wheel and its requirements)
-  bundle_files = {
+  # bundle object key -> file under this directory: the runtime wheel and its requirements...
+  bundle_core = {
     "bundle/gpufleet-0.1.0-py3-none-any.whl" = "bundle/gpufleet-0.1.0-py3-none-any.whl"
     "bundle/requirements.txt"                = "bundle/requirements.txt"
   }
+  # ...and the wheelhouse (wheels and hashed manifest per architecture) once `gpufleet bundle` built one
+  bundle_files = merge(local.bundle_core, { for f in fileset(path.module, "bundle/wheelhouse/*/*") : f => f })
 }
 
 module "network" {
@@ -60,7 +62,7 @@ module "training" {
   }
   disk_gb = 300
   # bundle_objects: instances boot only once the runtime bundle is in the bucket
-  user_data             = templatefile("${path.module}/user_data/train.sh.tftpl", { bucket = module.storage.bucket, bundle_objects = module.storage.object_keys })
+  user_data             = templatefile("${path.module}/user_data/train.sh.tftpl", { bucket = module.storage.bucket, group = "demo-fleet-train", bundle_objects = module.storage.object_keys })
   instance_profile_name = module.training_iam.instance_profile_name
   security_group_ids    = [module.network.training_security_group_id]
   subnet_ids            = module.network.private_subnet_ids
@@ -135,7 +137,7 @@ module "serving_main" {
     "name_pattern" = "Deep Learning OSS Nvidia Driver AMI GPU PyTorch * (Ubuntu 22.04) *"
   }
   disk_gb               = 200
-  user_data             = templatefile("${path.module}/user_data/serve.sh.tftpl", { bucket = module.storage.bucket, bundle_objects = module.storage.object_keys })
+  user_data             = templatefile("${path.module}/user_data/serve.sh.tftpl", { bucket = module.storage.bucket, group = "demo-fleet-serve-main", bundle_objects = module.storage.object_keys })
   instance_profile_name = module.serving_iam.instance_profile_name
   security_group_ids    = [module.network.serving_security_group_id]
   subnet_ids            = module.network.private_subnet_ids

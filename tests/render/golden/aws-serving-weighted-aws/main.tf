@@ -6,11 +6,13 @@ locals {
     "team"           = "inference"
     "gpufleet:stack" = "serve-weighted"
   }
-  # bundle object key -> file under this directory (the runtime wheel and its requirements)
-  bundle_files = {
+  # bundle object key -> file under this directory: the runtime wheel and its requirements...
+  bundle_core = {
     "bundle/gpufleet-0.1.0-py3-none-any.whl" = "bundle/gpufleet-0.1.0-py3-none-any.whl"
     "bundle/requirements.txt"                = "bundle/requirements.txt"
   }
+  # ...and the wheelhouse (wheels and hashed manifest per architecture) once `gpufleet bundle` built one
+  bundle_files = merge(local.bundle_core, { for f in fileset(path.module, "bundle/wheelhouse/*/*") : f => f })
 }
 
 module "network" {
@@ -90,7 +92,7 @@ module "serving_a10g" {
     "name_pattern" = ""
   }
   disk_gb               = 200
-  user_data             = templatefile("${path.module}/user_data/serve.sh.tftpl", { bucket = module.storage.bucket, bundle_objects = module.storage.object_keys })
+  user_data             = templatefile("${path.module}/user_data/serve.sh.tftpl", { bucket = module.storage.bucket, group = "serve-weighted-serve-a10g", bundle_objects = module.storage.object_keys })
   instance_profile_name = module.serving_iam.instance_profile_name
   security_group_ids    = [module.network.serving_security_group_id]
   subnet_ids            = module.network.private_subnet_ids
@@ -136,7 +138,7 @@ module "serving_l4" {
     "name_pattern" = ""
   }
   disk_gb               = 200
-  user_data             = templatefile("${path.module}/user_data/serve.sh.tftpl", { bucket = module.storage.bucket, bundle_objects = module.storage.object_keys })
+  user_data             = templatefile("${path.module}/user_data/serve.sh.tftpl", { bucket = module.storage.bucket, group = "serve-weighted-serve-l4", bundle_objects = module.storage.object_keys })
   instance_profile_name = module.serving_iam.instance_profile_name
   security_group_ids    = [module.network.serving_security_group_id]
   subnet_ids            = module.network.private_subnet_ids

@@ -7,11 +7,13 @@ locals {
     "gpufleet-stack" = "serve-weighted-gcp"
   }
   zones = ["europe-west4-a", "europe-west4-b"]
-  # bundle object name -> file under this directory (the runtime wheel and its requirements)
-  bundle_files = {
+  # bundle object name -> file under this directory: the runtime wheel and its requirements...
+  bundle_core = {
     "bundle/gpufleet-0.1.0-py3-none-any.whl" = "bundle/gpufleet-0.1.0-py3-none-any.whl"
     "bundle/requirements.txt"                = "bundle/requirements.txt"
   }
+  # ...and the wheelhouse (wheels and hashed manifest per architecture) once `gpufleet bundle` built one
+  bundle_files = merge(local.bundle_core, { for f in fileset(path.module, "bundle/wheelhouse/*/*") : f => f })
 }
 
 module "storage" {

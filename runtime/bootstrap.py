@@ -40,13 +40,11 @@ writable, else stderr) and to the log file, e.g. `gpufleet-bootstrap: fetch bund
 11. warm pool (AWS, `warm_pool` in the config): in a `Warmed:*` state, complete the launch
    lifecycle action so the group parks the instance (stopped or running), installed.
 
-Warm pools. The unit's ExecStart is then this file's waiter (`--when-in-service -- CMD`):
-it polls the target lifecycle state and starts the runtime only at `InService`, waits for
-/readyz 200 on the serving port, then completes the launch lifecycle action (hook
-"<GPUFLEET_GROUP><warm_pool.launch_hook_suffix>"), and forwards SIGTERM to the runtime. A
-waiter inside the unit, not in this bootstrap, because a Warmed:Stopped instance is stopped
-after its first boot and started again when it goes in service: cloud-init does not run
-user data again then, but systemd starts the enabled unit on every boot.
+Warm pools. The unit's ExecStart is then `python -m runtime.warm_pool -- CMD` from the venv
+just installed: it starts the runtime only at `InService` (see that module). A waiter inside the
+unit, not in this bootstrap, because a Warmed:Stopped instance is stopped after its first boot
+and started again when it goes in service: cloud-init does not run user data again then, but
+systemd starts the enabled unit on every boot.
 
 A failed step prints ONE line naming the problem (`gpufleet-bootstrap: verify bundle FAILED:
 ...`), marks the instance unhealthy where the cloud needs it, exits 1, and starts nothing:
@@ -71,8 +69,7 @@ the unhealthy and lifecycle transports, the metadata URL and timeout, the consol
 the real steps in a temp dir.
 
 Command line: `bootstrap.py [--root DIR] [--stop-timeout-s N] [--metadata-url URL]
-[--metadata-timeout-s S] [--console DEV|-] [--image-python PATH]`, and the waiter
-`bootstrap.py --when-in-service [same options] [--poll-s S] -- CMD...`.
+[--metadata-timeout-s S] [--console DEV|-] [--image-python PATH] [--poll-s S]`.
 """
 
 from __future__ import annotations
@@ -84,7 +81,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -344,14 +340,13 @@ def version_in_range(version: str, requirement: str) -> bool:
 
 def unit_text(boot: Boot, role: str, warm: bool = False) -> str:
     """The systemd unit; paths are the bootstrap's own (under `root`), so a stand-in can run it.
-    With a warm pool, ExecStart is this file's waiter around the runtime (see the docstring)."""
+    With a warm pool, ExecStart is runtime.warm_pool's waiter around the runtime (see the docstring)."""
     run = f"{boot.path('/opt/gpufleet/venv/bin/gpufleet')} run --config {boot.path('/etc/gpufleet/runtime.json')}"
     if warm:
         opts = f"--root {boot.root} --console {boot.console or '-'} --poll-s {boot.poll_s:g}"
         if boot.metadata_url:
             opts += f" --metadata-url {boot.metadata_url}"
-        run = (f"{boot.path('/opt/gpufleet/venv/bin/python')} {boot.path('/opt/gpufleet/bootstrap.py')} "
-               f"--when-in-service {opts} -- {run}")
+        run = f"{boot.path('/opt/gpufleet/venv/bin/python')} -m runtime.warm_pool {opts} -- {run}"
     return f"""[Unit]
 Description=gpufleet {role} runtime
 After=network-online.target
@@ -428,7 +423,7 @@ class _Steps:
         return result
 
 
-def _metadata_url(boot: Boot, cloud: str) -> str:
+def metadata_url(boot: Boot, cloud: str) -> str:
     return boot.metadata_url or (GCP_METADATA if cloud == "gcp" else AWS_METADATA)
 
 
@@ -441,7 +436,7 @@ def run(boot: Boot) -> int:
         config, env = step("read config", read_config, boot)
         cloud, region = config.get("cloud", "aws"), config.get("region", "")
         role = env["GPUFLEET_ROLE"]
-        meta_url = _metadata_url(boot, cloud)
+        meta_url = metadata_url(boot, cloud)
         warm = bool(config.get("warm_pool")) and cloud == "aws"
 
         def read_metadata() -> tuple[str, str | None]:
@@ -486,8 +481,6 @@ def run(boot: Boot) -> int:
             step("check torch", _check_torch, venv, python, torch.get("requirement") or "torch")
         step("install", _install, venv / "bin" / "pip", wheelhouse, files, index_url, config, image_torch, bool(house))
         unit = boot.path(f"/etc/systemd/system/gpufleet-{role}.service")
-        if warm:
-            step("install waiter", _copy_self, opt / "bootstrap.py")
         step("write unit", _write, unit, unit_text(boot, role, warm))
         step("start", _start, boot.systemctl, f"gpufleet-{role}.service")
         if warm and state and state.startswith("Warmed:"):
@@ -562,11 +555,6 @@ def _install(pip: Path, wheelhouse: Path, files: list[Path], index_url: str | No
     pip_install(pip, ["--no-index", "--no-deps", str(wheel)])
 
 
-def _copy_self(dest: Path) -> None:
-    if not dest.exists() or not dest.samefile(__file__):
-        shutil.copyfile(__file__, dest)
-
-
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -596,84 +584,28 @@ def _report_unhealthy(boot: Boot, log: Log, cloud: str, instance: str | None, re
         log.line(f"could not mark {instance} unhealthy: {e}")
 
 
-# --- the warm pool waiter: the unit's ExecStart on a warm-pooled instance ----------------------
-
-def _readyz(port: int) -> int | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
-            return resp.status
-    except urllib.error.HTTPError as e:
-        return e.code
-    except (OSError, ValueError):
-        return None
-
-
-def when_in_service(boot: Boot, cmd: list[str]) -> int:
-    """Wait for InService, run `cmd`, complete the launch hook after /readyz 200; `cmd`'s exit status."""
-    log = Log(boot)
-    try:
-        config, env = read_config(boot)
-    except StepFailed as e:
-        log.line(f"waiter FAILED: {e}")
-        return 1
-    url, region = _metadata_url(boot, "aws"), config.get("region", "")
-    said = None
-    while True:
-        try:
-            state = lifecycle_state(url, boot.metadata_timeout_s)
-        except StepFailed as e:
-            state = f"unknown ({e})"
-        if state == IN_SERVICE:
-            break
-        if state != said:
-            log.line(f"not serving: the instance is {state}; waiting for {IN_SERVICE}")
-            said = state
-        time.sleep(boot.poll_s)
-    log.line(f"{IN_SERVICE}: starting the runtime")
-    child = subprocess.Popen(cmd)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, frame: child.send_signal(signum))
-    port = int((config.get("serve") or {}).get("port") or 8080)
-    start = time.monotonic()
-    while child.poll() is None:
-        if _readyz(port) == 200:
-            group = env.get("GPUFLEET_GROUP", "")
-            hook = group + (config.get("warm_pool") or {}).get("launch_hook_suffix", "-launch")
-            try:
-                instance = aws_metadata(url, "instance-id", boot.metadata_timeout_s)
-                (boot.complete_lifecycle or aws_complete_lifecycle())(group, hook, instance, region)
-                log.line(f"/readyz 200 after {time.monotonic() - start:.2f} s: launch lifecycle action {hook} completed")
-            except Exception as e:  # noqa: BLE001 (the hook's timeout abandons the instance; say why)
-                log.line(f"/readyz 200 but the launch lifecycle action {hook} was not completed: {e}")
-            break
-        time.sleep(min(boot.poll_s, 0.5))
-    return child.wait()
-
-
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    cmd: list[str] = []
-    if "--" in argv:
-        cmd, argv = argv[argv.index("--") + 1:], argv[:argv.index("--")]
-    ap = argparse.ArgumentParser(prog="bootstrap.py", description="The gpufleet instance bootstrap.")
+    a = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    return run(boot_of(a))
+
+
+def parser(prog: str = "bootstrap.py", description: str = "The gpufleet instance bootstrap.") -> argparse.ArgumentParser:
+    """The options of a boot (shared with runtime.warm_pool's waiter, which adds its own)."""
+    ap = argparse.ArgumentParser(prog=prog, description=description)
     ap.add_argument("--root", default="/", help="folder the instance paths are under (tests)")
     ap.add_argument("--stop-timeout-s", type=int, default=STOP_TIMEOUT_S, help="the unit's TimeoutStopSec")
     ap.add_argument("--metadata-url", default=None)
     ap.add_argument("--metadata-timeout-s", type=float, default=5.0)
     ap.add_argument("--console", default="/dev/console", help="console device; '-' for stderr only")
     ap.add_argument("--image-python", default=None, help="the image's Python (default: the config's)")
-    ap.add_argument("--poll-s", type=float, default=2.0, help="the waiter's polling interval")
-    ap.add_argument("--when-in-service", action="store_true",
-                    help="the warm-pool waiter: run the command after `--` once the instance is InService")
-    a = ap.parse_args(argv)
-    boot = Boot(root=Path(a.root), stop_timeout_s=a.stop_timeout_s, metadata_url=a.metadata_url,
+    ap.add_argument("--poll-s", type=float, default=2.0, help="the warm-pool waiter's polling interval")
+    return ap
+
+
+def boot_of(a: argparse.Namespace) -> Boot:
+    return Boot(root=Path(a.root), stop_timeout_s=a.stop_timeout_s, metadata_url=a.metadata_url,
                 metadata_timeout_s=a.metadata_timeout_s, console=None if a.console == "-" else Path(a.console),
                 image_python=a.image_python, poll_s=a.poll_s)
-    if a.when_in_service:
-        if not cmd:
-            ap.error("--when-in-service needs the command after --")
-        return when_in_service(boot, cmd)
-    return run(boot)
 
 
 if __name__ == "__main__":

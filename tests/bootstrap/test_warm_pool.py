@@ -65,13 +65,12 @@ def test_a_warmed_instance_installs_enters_the_pool_and_waits(tmp_path, fake_imd
     imds = fake_imds({"meta-data/instance-id": INSTANCE, STATE: state})
     m = Machine(tmp_path, imds.url, config=WARM, env=f"GPUFLEET_GROUP={GROUP}\n")
     assert bootstrap.run(m.boot) == 0, m.lines()
-    assert m.steps()[-4:] == ["install waiter", "write unit", "start", "enter warm pool"]
+    assert m.steps()[-3:] == ["write unit", "start", "enter warm pool"]
     assert m.completed == [(GROUP, f"{GROUP}-launch", INSTANCE, "us-east-1")]
     unit = (m.root / "etc" / "systemd" / "system" / "gpufleet-serve.service").read_text()
     execstart = next(ln for ln in unit.splitlines() if ln.startswith("ExecStart="))
-    assert f"{m.root}/opt/gpufleet/bootstrap.py --when-in-service " in execstart
+    assert execstart.startswith(f"ExecStart={m.root}/opt/gpufleet/venv/bin/python -m runtime.warm_pool ")
     assert execstart.endswith(f"-- {m.root}/opt/gpufleet/venv/bin/gpufleet run --config {m.root}/etc/gpufleet/runtime.json")
-    assert (m.root / "opt" / "gpufleet" / "bootstrap.py").read_bytes() == (ROOT / "runtime" / "bootstrap.py").read_bytes()
     assert m.lines()[-1].endswith(f"installed in the warm pool ({state}): it serves once the instance is InService")
 
 
@@ -105,7 +104,7 @@ def test_serves_only_in_service_and_completes_the_hook_after_readyz(tmp_path, fa
     runtime.write_text(RUNTIME)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
     waiter = subprocess.Popen(
-        [sys.executable, "-I", str(ROOT / "runtime" / "bootstrap.py"), "--when-in-service", "--root", str(m.root),
+        [sys.executable, "-m", "runtime.warm_pool", "--root", str(m.root),
          "--metadata-url", imds.url, "--metadata-timeout-s", "1", "--console", str(m.console), "--poll-s", "0.1", "--",
          sys.executable, str(runtime), str(port), str(ready), str(started)], env=env)
     try:

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from infra.target_names import DEFAULT
+from runtime.errors import BadInput, OperationFailed
 
 
 def say(msg: str) -> None:
@@ -28,3 +29,17 @@ def target_arg(p: argparse.ArgumentParser, verb: str) -> None:
     default = DEFAULT if DEFAULT in names else names[0]
     described = [f"{n} ({'the default: ' if n == default else ''}{TARGETS[n].summary})" for n in names]
     p.add_argument("--target", choices=names, default=default, help="where the stack goes: " + ", ".join(described))
+
+
+def confirm(args, verb: str, where: str) -> None:
+    """Ask before a change to real infrastructure: `--yes`, or 'yes' typed at a terminal.
+
+    Without a terminal and without `--yes`, BadInput naming the flag: nothing is changed.
+    """
+    if args.yes:
+        return
+    if not sys.stdin.isatty():
+        raise BadInput(f"--yes: required to {verb} {where} without a terminal to confirm on")
+    answer = input(f"{verb} stack {where}? type 'yes': ")
+    if answer.strip() != "yes":
+        raise OperationFailed(f"{verb} cancelled")

@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from infra.commands.common import say, target_arg, target_of
+from infra.commands.common import confirm, say, target_arg, target_of
 from infra.terraform.mirror import MIRROR_ENV
 from runtime.errors import EXIT_FAILED, EXIT_OK, BadInput, OperationFailed
 
@@ -170,13 +170,8 @@ def cmd_plan(args) -> int:
 
 
 def _confirm_real_cloud(args, verb: str) -> None:
-    if not target_of(args).real_cloud or args.yes:
-        return
-    if not sys.stdin.isatty():
-        raise BadInput(f"--yes: required to {verb} on target {args.target} without a terminal to confirm on")
-    answer = input(f"{verb} stack on {args.target}? type 'yes': ")
-    if answer.strip() != "yes":
-        raise OperationFailed(f"{verb} cancelled")
+    if target_of(args).real_cloud:
+        confirm(args, verb, f"on target {args.target}")
 
 
 def _offer_recreate(args, exc) -> bool:

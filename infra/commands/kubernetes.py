@@ -8,12 +8,11 @@ others). Warnings (a cluster add-on the spec needs) go to stderr; the plan summa
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
-from infra.commands.common import say, target_of
-from runtime.errors import EXIT_OK, BadInput, OperationFailed
+from infra.commands.common import confirm, say, target_of
+from runtime.errors import EXIT_OK, BadInput
 
 # option dest -> its flag, for options the Terraform verbs take and this target does not
 _TERRAFORM_ONLY = {"provider_mirror": "--provider-mirror", "endpoint": "--endpoint", "plan_out": "--out",
@@ -55,13 +54,7 @@ def cmd_plan(args) -> int:
 
 
 def _confirm(args, verb: str, namespace: str) -> None:
-    if args.yes:
-        return
-    if not sys.stdin.isatty():
-        raise BadInput(f"--yes: required to {verb} on a cluster without a terminal to confirm on")
-    answer = input(f"{verb} stack in namespace {namespace} (context {args.context or 'current'})? type 'yes': ")
-    if answer.strip() != "yes":
-        raise OperationFailed(f"{verb} cancelled")
+    confirm(args, verb, f"in namespace {namespace} (context {args.context or 'current'})")
 
 
 def cmd_apply(args) -> int:

@@ -1,0 +1,229 @@
+"""Fixtures of the executed bootstrap tests (test_executed.py): one applied stack, fresh instances.
+
+`fleet` (module scope) is what a cloud would hold after `gpufleet apply`: the emulator target
+applies a training-only stack (no load balancer, so the apply takes ~25 s instead of ~75 s)
+to the bundled emulator, which uploads the bundle to the artifacts bucket through the storage
+module and creates the training Auto Scaling group with two instances. Their user_data is read
+back from the launch template, byte for byte what EC2 would hand them. A serving instance's
+user_data comes from rendering the same stack with a serving fleet (`gpufleet render`), its
+`${bucket}` filled in as Terraform's templatefile() would: the bundle it fetches is the one
+the apply uploaded (the bundle does not depend on the stack, so its digest is the same).
+
+The image's Python: the dev environment's interpreter stands in for a GPU image's python3, and
+`image_site` (symlinks to its site-packages, gpufleet's own install left out) for the packages
+such an image carries: torch and the rest. The instance's environment puts it on PYTHONPATH, so
+the bootstrap's fresh venv sees them and pip finds every pinned requirement already satisfied
+(with an empty /opt/gpufleet/wheelhouse, so `--no-index`: nothing is downloaded, and nothing
+could be). That stands in for the `use_image_torch` policy until runtime/bootstrap.py builds
+the venv on the image's Python itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import netns  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+# A name of its own per run: a run that died leaves its stack in the emulator, a new one must not collide.
+STACK = "bx" + uuid.uuid4().hex[:8]
+REGION = "us-east-1"
+DATA_BUCKET = f"{STACK}-data"
+SPEC = f"""
+name: {STACK}
+cloud: aws
+region: {REGION}
+network: {{cidr: 10.20.0.0/16, zones: 1}}
+artifacts: {{force_destroy: true}}
+training:
+  instance_type: g5.xlarge
+  nodes: {{min: 2, desired: 2, max: 2}}
+  capacity: on_demand
+  workload: {{type: logreg, data: "s3://{DATA_BUCKET}/clicks.csv", label: clicked, epochs: EPOCHS, checkpoint_every: 5, batch_size: 16}}
+"""
+SERVING = """
+serving:
+  instance_type: g5.xlarge
+  replicas: {min: 1, desired: 1, max: 2}
+  port: 8080
+"""
+
+
+def _reason() -> str | None:
+    return netns.unavailable()
+
+
+@pytest.fixture(scope="module")
+def namespaces():
+    reason = _reason()
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    from infra import emulator as emu
+    info, started = emu.start()
+    yield info
+    if started:
+        emu.stop()
+
+
+def boto(service: str, endpoint: str):
+    import boto3
+    return boto3.client(service, region_name=REGION, endpoint_url=endpoint,
+                        aws_access_key_id="test", aws_secret_access_key="test")
+
+
+def image_site(folder: Path) -> Path:
+    """The image's packages: the dev venv's site-packages without gpufleet's editable install,
+    and without pip (a venv brings its own: ensurepip installs none into a venv that already
+    sees one, and the bootstrap needs the venv's pip)."""
+    import sysconfig
+    site = Path(sysconfig.get_paths()["purelib"])
+    folder.mkdir(parents=True, exist_ok=True)
+    for entry in site.iterdir():
+        name = entry.name.lower()
+        if name.endswith(".pth") or re.match(r"(gpufleet|__editable__|pip)($|-|\.)", name):
+            continue
+        (folder / entry.name).symlink_to(entry)
+    return folder
+
+
+def fill_template(text: str, values: dict) -> str:
+    """Terraform templatefile() for user_data: `${name}` from `values`; any other is an error."""
+    def sub(m):
+        if m[1] not in values:
+            raise KeyError(f"user_data template variable ${{{m[1]}}} has no value in the test")
+        return values[m[1]]
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", sub, text)
+
+
+class Fleet:
+    """The applied stack: endpoint, bucket, user_data per role, and the training instances."""
+
+    def __init__(self, endpoint, bucket, user_data, train_instances, tools, image_site_dir, tmp):
+        self.endpoint, self.bucket, self.user_data = endpoint, bucket, user_data
+        self.train_instances, self.tools, self.image_site, self.tmp = train_instances, tools, image_site_dir, tmp
+        host, port = endpoint.removeprefix("http://").rsplit(":", 1)
+        self.emulator = (host, int(port))
+        self.opened: list = []
+
+    def instance(self, name: str, metadata: dict, **kw) -> netns.Instance:
+        inst = netns.Instance(name, self.tools, sys.executable, self.emulator, metadata,
+                              image_site=self.image_site, **kw)
+        self.opened.append(inst)
+        # An empty wheelhouse: `pip install --no-index` (every requirement is the image's).
+        inst.sh("mkdir -p /opt/gpufleet/wheelhouse")
+        return inst
+
+    def close(self):
+        for inst in self.opened:
+            inst.close()
+
+
+def write_dataset(endpoint: str) -> None:
+    """s3://DATA_BUCKET/clicks.csv: 400 rows, 4 features, a label the first feature decides."""
+    import io
+
+    import numpy as np
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 4))
+    y = (x[:, 0] > 0).astype(int)
+    buf = io.StringIO()
+    buf.write("f0,f1,f2,f3,clicked\n")
+    for row, label in zip(x, y):
+        buf.write(",".join(f"{v:.6f}" for v in row) + f",{label}\n")
+    s3 = boto("s3", endpoint)
+    s3.create_bucket(Bucket=DATA_BUCKET)
+    s3.put_object(Bucket=DATA_BUCKET, Key="clicks.csv", Body=buf.getvalue().encode())
+
+
+def write_model(endpoint: str, bucket: str, folder: Path) -> None:
+    """A logreg artifact (4 features, 2 classes) at models/latest/, where the serve role looks."""
+    import torch
+
+    from runtime.model import LogisticRegression, save_artifact
+    torch.manual_seed(0)
+    model = LogisticRegression(4, 2)
+    path = Path(save_artifact(folder, "logreg", model, {"n_features": 4, "classes": [0, 1]}))
+    s3 = boto("s3", endpoint)
+    for name in ("weights.pt", "metrics.json", "model.json"):
+        if (path / name).exists():
+            s3.upload_file(str(path / name), bucket, f"models/latest/{name}")
+
+
+def make_fleet(tmp: Path, endpoint: str, epochs: int = 40) -> Fleet:
+    """Apply the training stack to the emulator; render the serving user_data; data and a model."""
+    sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+    from e2e_helpers import run_gpufleet
+
+    from infra.render.render import render
+    from infra.spec import load_stack
+
+    spec = tmp / "stack.yaml"
+    spec.write_text(SPEC.replace("EPOCHS", str(epochs)))
+    write_dataset(endpoint)
+    import json
+    applied = run_gpufleet("apply", str(spec), "--target", "emulator", "--root", str(tmp / "root"), "--yes",
+                           timeout=300)
+    outputs = json.loads(applied.stdout)
+    bucket, group = outputs["artifacts_bucket"], outputs["training_group_name"]
+
+    ec2, asg = boto("ec2", endpoint), boto("autoscaling", endpoint)
+    g = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]
+    lt = (g.get("MixedInstancesPolicy", {}).get("LaunchTemplate", {}).get("LaunchTemplateSpecification")
+          or g["LaunchTemplate"])
+    version = ec2.describe_launch_template_versions(LaunchTemplateId=lt["LaunchTemplateId"],
+                                                    Versions=[str(lt.get("Version", "$Latest"))])
+    train_user_data = base64.b64decode(version["LaunchTemplateVersions"][0]["LaunchTemplateData"]["UserData"]).decode()
+    ids = [i["InstanceId"] for i in g["Instances"] if i["LifecycleState"] == "InService"]
+    instances = sorted(((i["InstanceId"], i["PrivateIpAddress"], i["Placement"]["AvailabilityZone"])
+                        for r in ec2.describe_instances(InstanceIds=ids)["Reservations"] for i in r["Instances"]),
+                       key=lambda t: tuple(int(p) for p in t[1].split(".")))
+
+    serve_spec = tmp / "serve-stack.yaml"
+    serve_spec.write_text(spec.read_text() + SERVING)
+    r = load_stack(serve_spec)
+    rendered = render(r, tmp / "serve-root")
+    serve_template = (rendered / "user_data" / "serve.sh.tftpl").read_text()
+    serve_user_data = fill_template(serve_template, {"bucket": bucket, "group": r.pools[0].group_name})
+
+    write_model(endpoint, bucket, tmp / "model")
+    tools = netns.write_tools(tmp / "tools", sys.executable)
+    return Fleet(endpoint, bucket, {"train": train_user_data, "serve": serve_user_data}, instances, tools,
+                 image_site(tmp / "image-site"), tmp)
+
+
+@pytest.fixture(scope="module")
+def fleet(namespaces, emulator, tmp_path_factory):
+    f = make_fleet(tmp_path_factory.mktemp("fleet"), emulator.endpoint)
+    yield f
+    f.close()
+    from e2e_helpers import run_gpufleet
+    run_gpufleet("destroy", str(f.tmp / "stack.yaml"), "--target", "emulator", "--root", str(f.tmp / "root"),
+                 check=False, timeout=300)
+
+
+def imds_values(instance_id: str, address: str, zone: str, group: str) -> dict:
+    """What IMDS answers for an Auto Scaling instance that is in service."""
+    return {
+        "meta-data/instance-id": instance_id,
+        "meta-data/local-ipv4": address,
+        "meta-data/placement/region": REGION,
+        "meta-data/placement/availability-zone": zone,
+        "meta-data/autoscaling/target-lifecycle-state": "InService",
+        "meta-data/tags/instance/aws:autoscaling:groupName": group,
+        "dynamic/instance-identity/document": (
+            '{"instanceId": "%s", "region": "%s", "availabilityZone": "%s", "privateIp": "%s"}'
+            % (instance_id, REGION, zone, address)),
+    }
+

@@ -189,7 +189,7 @@ def unavailable() -> str | None:
     for tool in ("unshare", "nsenter", "ip", "mount"):
         if shutil.which(tool) is None:
             return f"no {tool} on PATH (util-linux / iproute2)"
-    proc = subprocess.run(["unshare", "--mount", "--net", "--fork", "true"], capture_output=True, text=True)
+    proc = subprocess.run(["unshare", "--mount", "--net", "--uts", "--fork", "true"], capture_output=True, text=True)
     if proc.returncode != 0:
         return f"unshare --mount --net is not permitted here: {proc.stderr.strip() or proc.returncode}"
     return None
@@ -326,12 +326,12 @@ def _netns_inode(pid: int) -> int | None:
 
 
 class Namespace:
-    """A process held in new mount+network namespaces (`sleep` under `unshare --fork`)."""
+    """A process held in new mount, network and UTS (hostname) namespaces (`sleep` under `unshare --fork`)."""
 
     def __init__(self, name: str):
         self.name = name
         self.holder = subprocess.Popen(
-            ["unshare", "--mount", "--net", "--fork", "--kill-child", "--propagation", "private",
+            ["unshare", "--mount", "--net", "--uts", "--fork", "--kill-child", "--propagation", "private",
              "sh", "-c", "echo $$; exec sleep infinity"],
             stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
         self.pid = int(self.holder.stdout.readline())
@@ -340,7 +340,7 @@ class Namespace:
     def run(self, *argv: str, env: dict | None = None, check: bool = True, timeout: float = 120,
             input: str | None = None) -> subprocess.CompletedProcess:
         """argv inside the namespaces (nsenter), its output captured."""
-        proc = subprocess.run(["nsenter", "-t", str(self.pid), "-m", "-n", "--", *argv], capture_output=True,
+        proc = subprocess.run(["nsenter", "-t", str(self.pid), "-m", "-n", "-u", "--", *argv], capture_output=True,
                               text=True, env=env, timeout=timeout, input=input)
         if check and proc.returncode != 0:
             raise RuntimeError(f"{self.name}: {' '.join(argv)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
@@ -350,7 +350,7 @@ class Namespace:
         return self.run("sh", "-ec", script, **kw)
 
     def popen(self, *argv: str, env: dict | None = None, **kw) -> subprocess.Popen:
-        return subprocess.Popen(["nsenter", "-t", str(self.pid), "-m", "-n", "--", *argv], env=env,
+        return subprocess.Popen(["nsenter", "-t", str(self.pid), "-m", "-n", "-u", "--", *argv], env=env,
                                 start_new_session=True, **kw)
 
     def path(self, instance_path: str) -> Path:
@@ -498,7 +498,11 @@ class Fabric(Namespace):
         port = f"p{self.ports}"
         self.sh(f"ip link add {port} type veth peer name eth0 netns {inst.pid}; "
                 f"ip link set {port} master br0; ip link set {port} up")
-        inst.sh(f"ip addr add {address}/{prefix} dev eth0; ip link set eth0 up")
+        # EC2's hostname for the address, resolving to it (the VPC's DNS does that on AWS):
+        # gloo finds the address it announces to its peers from the hostname.
+        host = "ip-" + address.replace(".", "-")
+        inst.sh(f"ip addr add {address}/{prefix} dev eth0; ip link set eth0 up; hostname {host}; "
+                f"echo '{address} {host}' >>/etc/hosts")
 
 
 def write_tools(folder: Path, python: str) -> Path:

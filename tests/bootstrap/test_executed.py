@@ -105,8 +105,6 @@ def test_training_fleet_trains_together_then_checkpoints_on_a_spot_notice(fleet)
         b = fleet.instance("train-b", imds_values(id1, addr1, zone1, group))
         fabric.attach(a, addr0, 16)
         fabric.attach(b, addr1, 16)
-        # the two instances reach each other over the bridge, and nothing else
-        assert a.run("ping", "-c", "1", "-W", "2", addr1, check=False).returncode == 0
 
         results = _boot_all([a, b], fleet.user_data["train"])
         for inst in (a, b):
@@ -114,18 +112,24 @@ def test_training_fleet_trains_together_then_checkpoints_on_a_spot_notice(fleet)
 
         # Both ranks joined one group (rank 0 on the lowest address) and are taking steps.
         def training():
-            log = a.unit_log("train") + b.unit_log("train")
-            return _checkpoints(fleet.endpoint, fleet.bucket) and "step" in log
-        assert wait_for(training, timeout=90, every=0.5), _diagnose(a, "train") + _diagnose(b, "train")
+            if a.unit_exit("train") is not None or b.unit_exit("train") is not None:
+                return "ended"
+            return _checkpoints(fleet.endpoint, fleet.bucket) and "step" in a.unit_log("train") + b.unit_log("train")
+        assert wait_for(training, timeout=90, every=0.5) is True, _diagnose(a, "train") + _diagnose(b, "train")
 
         b.imds.values["meta-data/spot/instance-action"] = json.dumps({"action": "terminate",
                                                                       "time": "2026-12-02T00:02:00Z"})
         ended = wait_for(lambda: a.unit_exit("train") is not None and b.unit_exit("train") is not None, timeout=60)
         assert ended, _diagnose(a, "train") + _diagnose(b, "train")
         logs = a.unit_log("train") + b.unit_log("train")
-        assert "spot" in logs, logs[-3000:]
-        assert {a.unit_exit("train"), b.unit_exit("train")} <= {0, 143}, logs[-3000:]
-        assert _checkpoints(fleet.endpoint, fleet.bucket)
+        # Rank 0 (on the lowest address, a) stopped for its peer's notice: one group across both.
+        stop = re.search(r"\[train\] stopped step=(\d+) reason=peer checkpoint=s3://([^/]+)/checkpoints", a.unit_log("train"))
+        assert stop and stop[2] == fleet.bucket, logs[-3000:]
+        assert "spot/instance-action" in " ".join(b.imds.requests)
+        # Both units ended with EXIT_STOPPED (143), after the checkpoint of the step they stopped at.
+        assert (a.unit_exit("train"), b.unit_exit("train")) == (143, 143), logs[-3000:]
+        steps = {int(m[1]) for m in (re.match(r"checkpoints/step-0*(\d+)/", k) for k in _checkpoints(fleet.endpoint, fleet.bucket)) if m}
+        assert max(steps) == int(stop[1]), (steps, stop[0])
     finally:
         fabric.close()
 

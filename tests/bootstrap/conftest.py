@@ -123,9 +123,16 @@ class Fleet:
         inst = netns.Instance(name, self.tools, sys.executable, self.emulator, metadata,
                               image_site=self.image_site, **kw)
         self.opened.append(inst)
-        # An empty wheelhouse: `pip install --no-index` (every requirement is the image's).
-        inst.sh("mkdir -p /opt/gpufleet/wheelhouse")
+        if not self.bucket_has_wheelhouse():
+            # Stand-in until the bootstrap fetches a wheelhouse from the bucket: an empty one, so
+            # it installs with `--no-index` (every requirement is the image's) instead of
+            # reaching for PyPI, which it cannot.
+            inst.sh("mkdir -p /opt/gpufleet/wheelhouse")
         return inst
+
+    def bucket_has_wheelhouse(self) -> bool:
+        listed = boto("s3", self.endpoint).list_objects_v2(Bucket=self.bucket, Prefix="bundle/wheelhouse/", MaxKeys=1)
+        return bool(listed.get("KeyCount"))
 
     def close(self):
         for inst in self.opened:

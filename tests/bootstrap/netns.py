@@ -1,9 +1,10 @@
 """A fresh "VM" on this machine: private mount and network namespaces that a bootstrap runs in.
 
-An `Instance` is a process held in its own mount and network namespaces (`unshare --mount
---net`), which stands in for an instance the cloud just launched:
+An `Instance` is a process held in its own mount, network and UTS namespaces (`unshare --mount
+--net --uts`), which stands in for an instance the cloud just launched:
 
-- network: only loopback (plus `eth0` on a bridge for a training fleet, `Fabric`). No route to
+- network: only loopback (plus `eth0` on a bridge for a training fleet, `Fabric`, with EC2's
+  `ip-A-B-C-D` hostname resolving to the address, as the VPC's DNS would). No route to
   anything else, so a step that reaches for PyPI or the internet fails, as it would in a VPC
   without a NAT. 169.254.169.254 is on `lo`, where a fake IMDSv2 (`FakeIMDS`) answers on port 80.
 - the cloud's APIs: `127.0.0.1:PORT` inside the namespace is relayed (`Relay`) to the AWS
@@ -13,7 +14,10 @@ An `Instance` is a process held in its own mount and network namespaces (`unshar
 - filesystem: the host's, with every place a bootstrap writes made private: /etc and /var are
   overlays whose writes land in a tmpfs, /opt, /tmp, /usr/local/bin and /root/.cache are tmpfs,
   /dev/console is a file (the "serial console" a test reads), and /usr/bin/systemctl is a
-  stand-in (`SYSTEMCTL`) bind-mounted over the real one. Nothing leaks to the host, and the
+  stand-in (`SYSTEMCTL`) bind-mounted over the real one; `python3` on PATH is the image's (a
+  wrapper that execs the given interpreter: a symlink would make it find another stdlib), and
+  `aws` the real CLI when this machine has one, else a boto3 stand-in (`AWS_STANDIN`) for the
+  two commands the bootstrap runs. Nothing leaks to the host, and the
   namespace disappears with its last process.
 
 Sockets are made inside a namespace by a short-lived thread that `setns(2)`s into it (network
@@ -349,10 +353,6 @@ class Namespace:
     def sh(self, script: str, **kw) -> subprocess.CompletedProcess:
         return self.run("sh", "-ec", script, **kw)
 
-    def popen(self, *argv: str, env: dict | None = None, **kw) -> subprocess.Popen:
-        return subprocess.Popen(["nsenter", "-t", str(self.pid), "-m", "-n", "-u", "--", *argv], env=env,
-                                start_new_session=True, **kw)
-
     def path(self, instance_path: str) -> Path:
         """A path as the namespace sees it (through /proc/PID/root: its mounts, not the host's)."""
         return Path(f"/proc/{self.pid}/root") / instance_path.lstrip("/")
@@ -388,7 +388,7 @@ class Instance(Namespace):
     """
 
     def __init__(self, name: str, tools: Path, image_python: str, emulator: tuple[str, int],
-                 metadata: dict, image_site: Path | None = None, address: str | None = None, prefix: int = 24):
+                 metadata: dict, image_site: Path | None = None):
         super().__init__(name)
         self.emulator_port = emulator[1]
         self.image_site = image_site
@@ -396,8 +396,6 @@ class Instance(Namespace):
             self._setup(tools, image_python)
             self.imds = FakeIMDS(self.pid, metadata)
             self.relay = Relay(self.pid, self.emulator_port, emulator)
-            self.address = address
-            self.prefix = prefix
         except BaseException:
             super().close()
             raise
@@ -519,6 +517,3 @@ def write_tools(folder: Path, python: str) -> Path:
         (folder / name).chmod(0o755)
     return folder
 
-
-def aws_is_real(tools: Path) -> bool:
-    return not (tools / "aws").read_text().startswith("#!/") or "exec " in (tools / "aws").read_text()

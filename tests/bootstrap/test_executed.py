@@ -148,7 +148,10 @@ def test_tampered_bundle_stops_the_boot_naming_the_digest(fleet):
         s3.put_object(Bucket=tampered, Key=key, Body=body)
     user_data = fleet.user_data["serve"].replace(fleet.bucket, tampered)
     digest = re.search(r"\b([0-9a-f]{64})\b", user_data)[1]
-    inst = fleet.instance("tampered", imds_values("i-0a5e00000000000002", "10.20.0.51", "us-east-1a", f"{STACK}-serve"))
+    # One of the group's own instances (the training fleet's first; its run is over): the
+    # bootstrap marks it unhealthy in its Auto Scaling group, which the emulator records.
+    instance_id, address, zone = fleet.train_instances[0]
+    inst = fleet.instance("tampered", imds_values(instance_id, address, zone, f"{STACK}-train"))
 
     code, _ = inst.boot(user_data, REGION)
     console = inst.console()
@@ -157,3 +160,6 @@ def test_tampered_bundle_stops_the_boot_naming_the_digest(fleet):
     assert len(failed) == 1 and "verify bundle FAILED" in failed[0] and digest in failed[0], console
     assert "install ok" not in console and "start ok" not in console
     assert not inst.unit_started("serve") and not inst.path("/etc/systemd/system/gpufleet-serve.service").exists()
+    assert f"marked {instance_id} unhealthy" in console, console
+    health = boto("autoscaling", fleet.endpoint).describe_auto_scaling_instances(InstanceIds=[instance_id])
+    assert health["AutoScalingInstances"][0]["HealthStatus"].lower() == "unhealthy"

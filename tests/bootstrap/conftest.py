@@ -119,6 +119,15 @@ class Fleet:
         self.emulator = (host, int(port))
         self.opened: list = []
 
+    stack, region = STACK, REGION
+
+    def client(self, service: str):
+        return boto(service, self.endpoint)
+
+    @staticmethod
+    def metadata(instance_id: str, address: str, zone: str, group: str) -> dict:
+        return imds_values(instance_id, address, zone, group)
+
     def instance(self, name: str, metadata: dict, **kw) -> netns.Instance:
         inst = netns.Instance(name, self.tools, sys.executable, self.emulator, metadata,
                               image_site=self.image_site, **kw)
@@ -176,7 +185,7 @@ def write_model(endpoint: str, bucket: str, folder: Path) -> None:
             s3.upload_file(str(path / name), bucket, f"models/latest/{name}")
 
 
-def make_fleet(tmp: Path, endpoint: str, epochs: int = 40) -> Fleet:
+def make_fleet(tmp: Path, endpoint: str, epochs: int = 200) -> Fleet:
     """Apply the training stack to the emulator; render the serving user_data; data and a model."""
     sys.path.insert(0, str(ROOT / "tests" / "e2e"))
     from e2e_helpers import run_gpufleet

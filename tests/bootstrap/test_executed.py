@@ -23,7 +23,6 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import netns  # noqa: E402
-from conftest import REGION, STACK, boto, imds_values  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -45,14 +44,14 @@ def _diagnose(inst, role) -> str:
 
 
 def test_serving_instance_boots_offline_and_serves_predictions(fleet):
-    inst = fleet.instance("serve", imds_values("i-0a5e00000000000001", "10.20.0.50", "us-east-1a",
-                                                f"{STACK}-serve"))
+    inst = fleet.instance("serve", fleet.metadata("i-0a5e00000000000001", "10.20.0.50", "us-east-1a",
+                                                f"{fleet.stack}-serve"))
     # No route out of the namespace: PyPI, the internet, the host's other services.
     probe = inst.run(sys.executable, "-c", "import socket; socket.create_connection(('151.101.0.223', 443), timeout=3)",
                      check=False)
     assert probe.returncode != 0 and "unreachable" in probe.stderr.lower(), probe.stderr
 
-    code, seconds = inst.boot(fleet.user_data["serve"], REGION)
+    code, _ = inst.boot(fleet.user_data["serve"], fleet.region)
     assert code == 0, _diagnose(inst, "serve")
     console = inst.console()
     for step in ("read config", "read metadata", "fetch bundle", "verify bundle", "create venv", "install",
@@ -70,17 +69,17 @@ def test_serving_instance_boots_offline_and_serves_predictions(fleet):
     assert inst.relay.bytes_in > 10_000
 
     # systemctl stop sends the unit's KillSignal (SIGTERM): the replica drains and exits 0.
-    inst.run("systemctl", "stop", "gpufleet-serve.service", env=inst.environment(REGION), timeout=120)
+    inst.run("systemctl", "stop", "gpufleet-serve.service", env=inst.environment(fleet.region), timeout=120)
     assert inst.unit_exit("serve") == 0, inst.unit_log("serve")[-3000:]
     # Nothing leaked to the host.
     assert not Path("/etc/gpufleet").exists() and not Path("/opt/gpufleet").exists()
 
 
-def _boot_all(instances, user_data):
+def _boot_all(instances, user_data, region):
     results = {}
 
     def one(inst):
-        results[inst.name] = inst.boot(user_data, REGION)
+        results[inst.name] = inst.boot(user_data, region)
 
     threads = [threading.Thread(target=one, args=(i,)) for i in instances]
     for t in threads:
@@ -90,23 +89,23 @@ def _boot_all(instances, user_data):
     return results
 
 
-def _checkpoints(endpoint, bucket):
-    s3 = boto("s3", endpoint)
+def _checkpoints(fleet):
+    s3, bucket = fleet.client("s3"), fleet.bucket
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="checkpoints/").get("Contents", [])]
     return sorted(keys)
 
 
 def test_training_fleet_trains_together_then_checkpoints_on_a_spot_notice(fleet):
     (id0, addr0, zone0), (id1, addr1, zone1) = fleet.train_instances
-    group = f"{STACK}-train"
+    group = f"{fleet.stack}-train"
     fabric = netns.Fabric()
     try:
-        a = fleet.instance("train-a", imds_values(id0, addr0, zone0, group))
-        b = fleet.instance("train-b", imds_values(id1, addr1, zone1, group))
+        a = fleet.instance("train-a", fleet.metadata(id0, addr0, zone0, group))
+        b = fleet.instance("train-b", fleet.metadata(id1, addr1, zone1, group))
         fabric.attach(a, addr0, 16)
         fabric.attach(b, addr1, 16)
 
-        results = _boot_all([a, b], fleet.user_data["train"])
+        results = _boot_all([a, b], fleet.user_data["train"], fleet.region)
         for inst in (a, b):
             assert results[inst.name][0] == 0, _diagnose(inst, "train")
 
@@ -114,7 +113,7 @@ def test_training_fleet_trains_together_then_checkpoints_on_a_spot_notice(fleet)
         def training():
             if a.unit_exit("train") is not None or b.unit_exit("train") is not None:
                 return "ended"
-            return _checkpoints(fleet.endpoint, fleet.bucket) and "step" in a.unit_log("train") + b.unit_log("train")
+            return _checkpoints(fleet) and "step" in a.unit_log("train") + b.unit_log("train")
         assert wait_for(training, timeout=90, every=0.5) is True, _diagnose(a, "train") + _diagnose(b, "train")
 
         b.imds.values["meta-data/spot/instance-action"] = json.dumps({"action": "terminate",
@@ -128,7 +127,7 @@ def test_training_fleet_trains_together_then_checkpoints_on_a_spot_notice(fleet)
         assert "spot/instance-action" in " ".join(b.imds.requests)
         # Both units ended with EXIT_STOPPED (143), after the checkpoint of the step they stopped at.
         assert (a.unit_exit("train"), b.unit_exit("train")) == (143, 143), logs[-3000:]
-        steps = {int(m[1]) for m in (re.match(r"checkpoints/step-0*(\d+)/", k) for k in _checkpoints(fleet.endpoint, fleet.bucket)) if m}
+        steps = {int(m[1]) for m in (re.match(r"checkpoints/step-0*(\d+)/", k) for k in _checkpoints(fleet)) if m}
         assert max(steps) == int(stop[1]), (steps, stop[0])
     finally:
         fabric.close()
@@ -136,8 +135,8 @@ def test_training_fleet_trains_together_then_checkpoints_on_a_spot_notice(fleet)
 
 def test_tampered_bundle_stops_the_boot_naming_the_digest(fleet):
     """A bundle whose bytes differ from the digest in user_data: one FAILED line, nothing started."""
-    s3 = boto("s3", fleet.endpoint)
-    tampered = f"{STACK}-tampered"
+    s3 = fleet.client("s3")
+    tampered = f"{fleet.stack}-tampered"
     s3.create_bucket(Bucket=tampered)
     for key in ("bundle/requirements.txt",) + tuple(
             o["Key"] for o in s3.list_objects_v2(Bucket=fleet.bucket, Prefix="bundle/")["Contents"]
@@ -151,9 +150,9 @@ def test_tampered_bundle_stops_the_boot_naming_the_digest(fleet):
     # One of the group's own instances (the training fleet's first; its run is over): the
     # bootstrap marks it unhealthy in its Auto Scaling group, which the emulator records.
     instance_id, address, zone = fleet.train_instances[0]
-    inst = fleet.instance("tampered", imds_values(instance_id, address, zone, f"{STACK}-train"))
+    inst = fleet.instance("tampered", fleet.metadata(instance_id, address, zone, f"{fleet.stack}-train"))
 
-    code, _ = inst.boot(user_data, REGION)
+    code, _ = inst.boot(user_data, fleet.region)
     console = inst.console()
     assert code != 0
     failed = [ln for ln in console.splitlines() if "FAILED" in ln]
@@ -161,5 +160,5 @@ def test_tampered_bundle_stops_the_boot_naming_the_digest(fleet):
     assert "install ok" not in console and "start ok" not in console
     assert not inst.unit_started("serve") and not inst.path("/etc/systemd/system/gpufleet-serve.service").exists()
     assert f"marked {instance_id} unhealthy" in console, console
-    health = boto("autoscaling", fleet.endpoint).describe_auto_scaling_instances(InstanceIds=[instance_id])
+    health = fleet.client("autoscaling").describe_auto_scaling_instances(InstanceIds=[instance_id])
     assert health["AutoScalingInstances"][0]["HealthStatus"].lower() == "unhealthy"

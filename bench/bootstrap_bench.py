@@ -77,8 +77,8 @@ def upload_wheelhouse(fleet, folder: Path) -> int:
 def boot_once(fleet, case: str) -> dict:
     """One serving instance for `case` ("a" or "b"): seconds and bytes."""
     metadata = imds_values("i-0be4c40000000000a" + case, "10.20.0.60", "us-east-1a", f"{STACK}-serve")
-    inst = netns.Instance(f"bench-{case}", fleet.tools, sys.executable, fleet.emulator, metadata,
-                          image_site=fleet.image_site if case == "b" else None)
+    inst = netns.Instance(f"bench-{case}", fleet.tools, fleet.emulator, metadata,
+                          image=fleet.image if case == "b" else None, image_on_pythonpath=fleet.image_on_pythonpath)
     try:
         probe = inst.run(sys.executable, "-c", "import socket; socket.create_connection(('151.101.0.223', 443), timeout=3)",
                          check=False)

@@ -9,13 +9,15 @@ user_data comes from rendering the same stack with a serving fleet (`gpufleet re
 `${bucket}` filled in as Terraform's templatefile() would: the bundle it fetches is the one
 the apply uploaded (the bundle does not depend on the stack, so its digest is the same).
 
-The image's Python: the dev environment's interpreter stands in for a GPU image's python3, and
-`image_site` (symlinks to its site-packages, gpufleet's own install left out) for the packages
-such an image carries: torch and the rest. The instance's environment puts it on PYTHONPATH, so
-the bootstrap's fresh venv sees them and pip finds every pinned requirement already satisfied
-(with an empty /opt/gpufleet/wheelhouse, so `--no-index`: nothing is downloaded, and nothing
-could be). That stands in for the `use_image_torch` policy until runtime/bootstrap.py builds
-the venv on the image's Python itself.
+The image's Python: `build_image` makes a venv of this machine's Python whose packages are the
+dev environment's (torch and the rest, not gpufleet), and each instance has it at /opt/pytorch,
+where a Deep Learning AMI keeps its PyTorch environment, with `python3` on PATH running it.
+Nothing is downloaded. A bootstrap with a torch policy (`bundle.torch` in the runtime config)
+builds its venv on that Python itself. The current one creates an isolated venv and installs
+requirements.txt; for it, and only then, the instance's environment puts the image's packages
+on PYTHONPATH, so pip finds every pinned requirement already satisfied, and
+/opt/gpufleet/wheelhouse is made empty so it installs with `--no-index` rather than reach for
+PyPI, which it cannot: the stand-in for `use_image_torch` until runtime/bootstrap.py has it.
 """
 
 from __future__ import annotations
@@ -85,19 +87,30 @@ def boto(service: str, endpoint: str):
                         aws_access_key_id="test", aws_secret_access_key="test")
 
 
-def image_site(folder: Path) -> Path:
-    """The image's packages: the dev venv's site-packages without gpufleet's editable install,
-    and without pip (a venv brings its own: ensurepip installs none into a venv that already
-    sees one, and the bootstrap needs the venv's pip)."""
+def build_image(folder: Path) -> Path:
+    """The GPU image's Python environment: a venv of this machine's base Python (no pip) whose
+    site-packages are symlinks to the dev environment's packages, torch included, without
+    gpufleet's own editable install (an image does not carry gpufleet) and without pip (a
+    venv made from it brings its own: ensurepip installs none where it already sees one)."""
+    import subprocess
     import sysconfig
+    subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", str(folder)],
+                   check=True, capture_output=True)
     site = Path(sysconfig.get_paths()["purelib"])
-    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
     for entry in site.iterdir():
         name = entry.name.lower()
         if name.endswith(".pth") or re.match(r"(gpufleet|__editable__|pip)($|-|\.)", name):
             continue
-        (folder / entry.name).symlink_to(entry)
+        (target / entry.name).symlink_to(entry)
     return folder
+
+
+def runtime_config_of(user_data: str) -> dict:
+    """The runtime config user_data writes (its base64 line)."""
+    import json
+    m = re.search(r"echo '([A-Za-z0-9+/=]+)' \| base64 -d >/etc/gpufleet/runtime.json", user_data)
+    return json.loads(base64.b64decode(m[1])) if m else {}
 
 
 def fill_template(text: str, values: dict) -> str:
@@ -112,9 +125,12 @@ def fill_template(text: str, values: dict) -> str:
 class Fleet:
     """The applied stack: endpoint, bucket, user_data per role, and the training instances."""
 
-    def __init__(self, endpoint, bucket, user_data, train_instances, tools, image_site_dir, tmp):
+    def __init__(self, endpoint, bucket, user_data, train_instances, tools, image, tmp):
         self.endpoint, self.bucket, self.user_data = endpoint, bucket, user_data
-        self.train_instances, self.tools, self.image_site, self.tmp = train_instances, tools, image_site_dir, tmp
+        self.train_instances, self.tools, self.image, self.tmp = train_instances, tools, image, tmp
+        # A bootstrap without a torch policy builds an isolated venv: the image's packages reach
+        # it only through PYTHONPATH (the stand-in for use_image_torch until it has one).
+        self.image_on_pythonpath = "torch" not in runtime_config_of(user_data["serve"]).get("bundle", {})
         host, port = endpoint.removeprefix("http://").rsplit(":", 1)
         self.emulator = (host, int(port))
         self.opened: list = []
@@ -129,8 +145,8 @@ class Fleet:
         return imds_values(instance_id, address, zone, group)
 
     def instance(self, name: str, metadata: dict, **kw) -> netns.Instance:
-        inst = netns.Instance(name, self.tools, sys.executable, self.emulator, metadata,
-                              image_site=self.image_site, **kw)
+        inst = netns.Instance(name, self.tools, self.emulator, metadata, image=self.image,
+                              image_on_pythonpath=self.image_on_pythonpath, **kw)
         self.opened.append(inst)
         if not self.bucket_has_wheelhouse():
             # Stand-in until the bootstrap fetches a wheelhouse from the bucket: an empty one, so
@@ -224,7 +240,7 @@ def make_fleet(tmp: Path, endpoint: str, epochs: int = 200) -> Fleet:
     write_model(endpoint, bucket, tmp / "model")
     tools = netns.write_tools(tmp / "tools", sys.executable)
     return Fleet(endpoint, bucket, {"train": train_user_data, "serve": serve_user_data}, instances, tools,
-                 image_site(tmp / "image-site"), tmp)
+                 build_image(tmp / "image"), tmp)
 
 
 @pytest.fixture(scope="module")

@@ -36,6 +36,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -45,9 +46,9 @@ IMDS_ADDRESS = "169.254.169.254"
 # What a cloud-init runs user_data with, plus the AWS SDK settings an instance gets from its
 # role and the environment: credentials here are the emulator's ("test"); AWS_ENDPOINT_URL
 # points the CLI and boto3 at the relayed emulator instead of the regional endpoints.
-# Where an instance sees the image's packages (copied in: the host's copy may be under /tmp,
-# which the instance has its own of).
-IMAGE_SITE = "/opt/image/site-packages"
+# Where an instance has the image's Python environment: the Deep Learning AMI's place for its
+# PyTorch venv (copied in: the host's copy may be under /tmp, which the instance has its own of).
+IMAGE_DIR = "/opt/pytorch"
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # A systemd stand-in: `daemon-reload`, `enable --now UNIT`, `start`, `stop`, `is-active`, and
@@ -164,14 +165,24 @@ def main(argv):
 sys.exit(main(sys.argv[1:]) or 0)
 '''
 
-# An `aws` stand-in for machines without the AWS CLI: the two commands the bootstrap runs
-# (`s3 cp s3://B/K DEST`, `autoscaling set-instance-health`), done with boto3.
+# An `aws` stand-in for machines without the AWS CLI: the commands the bootstrap runs
+# (`s3 cp s3://B/K DEST`, with `--recursive` for a prefix, `autoscaling set-instance-health`), done with boto3.
 AWS_STANDIN = r'''#!@PYTHON@
-"""aws CLI stand-in (tests/bootstrap/netns.py): s3 cp and autoscaling set-instance-health only."""
-import sys
+"""aws CLI stand-in (tests/bootstrap/netns.py): s3 cp [--recursive], autoscaling set-instance-health."""
+import os, sys
 import boto3
 args = [a for a in sys.argv[1:] if a not in ("--only-show-errors", "--no-should-respect-grace-period")]
-if args[:2] == ["s3", "cp"] and args[2].startswith("s3://"):
+if args[:2] == ["s3", "cp"] and "--recursive" in args:
+    src, dest = [a for a in args[2:] if a != "--recursive"]
+    bucket, _, prefix = src[5:].partition("/")
+    s3 = boto3.client("s3")
+    os.makedirs(dest, exist_ok=True)
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for o in page.get("Contents", []):
+            path = os.path.join(dest, o["Key"][len(prefix):].lstrip("/"))
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            s3.download_file(bucket, o["Key"], path)
+elif args[:2] == ["s3", "cp"] and args[2].startswith("s3://"):
     bucket, _, key = args[2][5:].partition("/")
     try:
         boto3.client("s3").download_file(bucket, key, args[3])
@@ -382,18 +393,20 @@ class Namespace:
 class Instance(Namespace):
     """A fresh instance: the namespaces, their private filesystem, IMDS and the emulator relay.
 
-    `image_python` is the image's python3 (here the dev environment's interpreter) and
-    `image_site` a folder holding the image's packages (torch and the rest, not gpufleet),
-    which the instance's environment puts on PYTHONPATH: see tests/bootstrap/conftest.py.
+    `image` is a venv on the host standing for the GPU image's Python environment (torch and the
+    rest, no gpufleet: tests/bootstrap/conftest.py builds it), copied to IMAGE_DIR, and
+    `python3` on PATH is its interpreter; without one, `python3` is `python` (an image without
+    torch). `image_on_pythonpath` also puts the image's packages on PYTHONPATH, for a bootstrap
+    that builds its venv without them (see conftest.py).
     """
 
-    def __init__(self, name: str, tools: Path, image_python: str, emulator: tuple[str, int],
-                 metadata: dict, image_site: Path | None = None):
+    def __init__(self, name: str, tools: Path, emulator: tuple[str, int], metadata: dict,
+                 image: Path | None = None, python: str = sys.executable, image_on_pythonpath: bool = False):
         super().__init__(name)
         self.emulator_port = emulator[1]
-        self.image_site = image_site
+        self.image, self.image_on_pythonpath = image, image_on_pythonpath
         try:
-            self._setup(tools, image_python)
+            self._setup(tools, f"{IMAGE_DIR}/bin/python3" if image else python)
             self.imds = FakeIMDS(self.pid, metadata)
             self.relay = Relay(self.pid, self.emulator_port, emulator)
         except BaseException:
@@ -409,14 +422,14 @@ ip addr add {IMDS_ADDRESS}/32 dev lo
 mount -t tmpfs -o mode=0755 scratch /mnt
 mkdir -p /mnt/etc.u /mnt/etc.w /mnt/var.u /mnt/var.w /mnt/bin
 cp -a {tools}/. /mnt/bin/
-{f"cp -a {self.image_site} /mnt/image-site" if self.image_site else ":"}
+{f"cp -a {self.image} /mnt/image" if self.image else ":"}
 printf '#!/bin/sh\nexec %s "$@"\n' {image_python} >/mnt/bin/python3 && chmod 755 /mnt/bin/python3
 mount -t overlay overlay -o lowerdir=/etc,upperdir=/mnt/etc.u,workdir=/mnt/etc.w /etc
 mount -t overlay overlay -o lowerdir=/var,upperdir=/mnt/var.u,workdir=/mnt/var.w /var
 mount -t tmpfs tmpfs /etc/systemd
 mkdir -p /etc/systemd/system /var/log /var/lib
 mount -t tmpfs -o mode=0755 tmpfs /opt
-{f"mkdir -p /opt/image && mv /mnt/image-site {IMAGE_SITE}" if self.image_site else ":"}
+{f"mv /mnt/image {IMAGE_DIR}" if self.image else ":"}
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 if [ -d /root/.cache ]; then mount -t tmpfs tmpfs /root/.cache; fi
 mount -t tmpfs -o mode=0755 tmpfs /usr/local/bin
@@ -433,8 +446,8 @@ mount --bind /var/log/console /dev/console
                "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": region,
                # a fresh VM has no pip configuration (this machine's points at local caches)
                "PIP_CONFIG_FILE": os.devnull, "OMP_NUM_THREADS": "1"}
-        if self.image_site is not None:
-            env["PYTHONPATH"] = IMAGE_SITE
+        if self.image and self.image_on_pythonpath:
+            env["PYTHONPATH"] = f"{IMAGE_DIR}/lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages"
         return env
 
     def boot(self, user_data: str, region: str, timeout: float = 180) -> tuple[int, float]:

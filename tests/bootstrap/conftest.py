@@ -33,6 +33,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import netns  # noqa: E402
+import standins  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 # A name of its own per run: a run that died leaves its stack in the emulator, a new one must not collide.
@@ -238,7 +239,7 @@ def make_fleet(tmp: Path, endpoint: str, epochs: int = 200) -> Fleet:
     serve_user_data = fill_template(serve_template, {"bucket": bucket, "group": r.pools[0].group_name})
 
     write_model(endpoint, bucket, tmp / "model")
-    tools = netns.write_tools(tmp / "tools", sys.executable)
+    tools = standins.write_tools(tmp / "tools", sys.executable)
     return Fleet(endpoint, bucket, {"train": train_user_data, "serve": serve_user_data}, instances, tools,
                  build_image(tmp / "image"), tmp)
 

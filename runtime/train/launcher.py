@@ -19,7 +19,7 @@ import sys
 import uuid
 from dataclasses import asdict
 
-from runtime.errors import OperationFailed
+from runtime.errors import EXIT_STOPPED, OperationFailed
 from runtime.store import write_json
 from runtime.train.config import TrainConfig
 
@@ -81,6 +81,9 @@ def launch(cfg: TrainConfig, min_nodes=1, max_nodes=1, rdzv_endpoint=None, local
         monitor_interval=0.05, local_addr=local_addr or ("127.0.0.1" if local else None),
         start_method=start_method,
     )
+    stopped = os.path.join(os.path.dirname(path), worker.STOPPED_MARKER)
+    if os.path.exists(stopped):
+        os.remove(stopped)
     try:
         elastic_launch(lc, worker.entry)(path)
     except SignalException as e:
@@ -91,4 +94,7 @@ def launch(cfg: TrainConfig, min_nodes=1, max_nodes=1, rdzv_endpoint=None, local
     except ChildFailedError as e:
         failures = "; ".join(f"rank {r}: exit {f.exitcode}" for r, f in e.failures.items())
         raise OperationFailed(f"training failed after {cfg.max_restarts} restart(s) ({failures})") from None
+    if os.path.exists(stopped):  # the ranks stopped on a termination notice, after the checkpoint
+        print("[train] stopped on request after a checkpoint; the next run resumes from it", file=sys.stderr, flush=True)
+        return EXIT_STOPPED
     return 0

@@ -18,10 +18,12 @@ Runners return 0 or `EXIT_STOPPED` (stopped on request after a checkpoint).
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
 
+from runtime.errors import EXIT_STOPPED
 from runtime.train import dist as tdist
 from runtime.train.checkpoint import Checkpointer
 from runtime.train.classifier import run_classifier
@@ -80,9 +82,21 @@ def preload() -> None:
     from torch.nn.parallel import DistributedDataParallel  # noqa: F401
 
 
+STOPPED_MARKER = ".stopped"
+
+
 def entry(path: str) -> None:
-    """A rank's entry point when the launcher forks it; a non-zero result fails the rank."""
+    """A rank's entry point when the launcher forks it; a non-zero result fails the rank.
+
+    A rank stopped on request after the checkpoint (EXIT_STOPPED) ends as a success, leaving
+    a marker beside its config for the launcher to report: as a failure, the elastic agent
+    would restart the group into the same termination notice until its restarts ran out.
+    """
     code = main([path])
+    if code == EXIT_STOPPED:
+        with open(os.path.join(os.path.dirname(path), STOPPED_MARKER), "w") as f:
+            f.write("stopped after a checkpoint\n")
+        return
     if code:
         raise SystemExit(code)
 

@@ -357,6 +357,8 @@ EnvironmentFile={boot.path('/etc/gpufleet/env')}
 ExecStart={run}
 Restart=on-failure
 RestartSec=5
+# 143: stopped on request after a checkpoint (a spot notice): done, not failed, so no restart
+SuccessExitStatus=143
 KillSignal=SIGTERM
 TimeoutStartSec=infinity
 TimeoutStopSec={boot.stop_timeout_s}

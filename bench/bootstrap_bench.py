@@ -6,13 +6,14 @@ fetched from outside the bucket. The instance is the one tests/bootstrap/test_ex
 relayed in, no route out), from the user_data render writes for a stack the emulator target
 applied. Cases, side by side:
 
-(a) wheelhouse: every pinned requirement, torch included (the CPU wheel on this disk), comes
-    from the bucket. A wheelhouse is built once with `pip download` into build/bench/ and
-    uploaded under bundle/wheelhouse/. Stand-in: the bench copies it from the bucket into
-    /opt/gpufleet/wheelhouse inside the instance (counted in the time and the bucket bytes),
-    until runtime/bootstrap.py fetches the wheelhouse itself.
-(b) image torch: the image's Python carries torch and the rest (the dev environment's, see
-    tests/bootstrap/conftest.py); pip installs only gpufleet's wheel.
+(a) wheelhouse: every pinned requirement, torch included (the CPU wheel this machine's pip
+    sources hold), comes from the bucket. `gpufleet bundle` builds the wheelhouse for the
+    serving stack with `runtime.torch: wheelhouse`; render puts it into the bundle, and the
+    bench uploads the rendered bundle/ to a second bucket key by key, as the storage module's
+    objects would (one applied stack holds one wheelhouse: the emulator already holds (b)'s).
+(b) image torch (`use_image_torch`, the default): the applied stack's own wheelhouse (every
+    requirement but torch), and the image's Python (torch and the rest, see
+    tests/bootstrap/conftest.py) builds the venv, so pip installs what the image lacks.
 (c) PyPI, the old path: not measured. The instance has no route out by design, and this
     machine reaches PyPI only through local caches, so a figure would not be PyPI's.
 
@@ -26,9 +27,7 @@ from outside are 0 because a connection to anything else fails (checked every ru
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,59 +37,51 @@ from common import ROOT, save_result  # noqa: E402  (also puts the repository on
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "bootstrap"))
 import netns  # noqa: E402
-from conftest import REGION, STACK, boto, imds_values, make_fleet  # noqa: E402
+from conftest import (PYTHON, REGION, SERVING, SPEC, STACK, boto, fill_template, imds_values,  # noqa: E402
+                      make_fleet, write_model)
 
 PORT = 8080
 BAR_S = 20.0
-FETCH_WHEELHOUSE = r"""
-import os, sys, boto3
-bucket, prefix, dest = sys.argv[1:4]
-s3 = boto3.client("s3")
-os.makedirs(dest, exist_ok=True)
-for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-    for o in page.get("Contents", []):
-        s3.download_file(bucket, o["Key"], os.path.join(dest, o["Key"].rsplit("/", 1)[-1]))
-"""
 
 
-def build_wheelhouse(requirements: Path) -> Path:
-    """Every wheel the pinned requirements need (x86_64, this Python), cached by their digest."""
-    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:12]
-    folder = Path(ROOT) / "build" / "bench" / f"wheelhouse-{digest}"
-    if not (folder / ".complete").exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "-d", str(folder),
-                        "-r", str(requirements)], check=True)
-        (folder / ".complete").write_text("")
-    return folder
+def torch_bundle(tmp: Path, endpoint: str) -> tuple[str, int]:
+    """Case (a): the serving stack with torch in its wheelhouse, bundled, rendered and uploaded
+    to its own bucket; (its user_data, the wheelhouse's bytes)."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+    from e2e_helpers import run_gpufleet
+
+    from infra.render.render import render
+    from infra.spec import load_stack
+    spec = tmp / "torch-stack.yaml"
+    text = SPEC.replace("EPOCHS", "1") + SERVING
+    spec.write_text(text.replace('runtime: {python_version: "%s"}' % PYTHON,
+                                 'runtime: {python_version: "%s", torch: wheelhouse}' % PYTHON))
+    root = tmp / "torch-root"
+    print("building the wheelhouse with torch (gpufleet bundle) ...", flush=True)
+    print(run_gpufleet("bundle", str(spec), "--root", str(root), timeout=900).stdout.strip(), flush=True)
+    r = load_stack(spec)
+    render(r, root)
+    bucket = f"{STACK}-torch"
+    s3 = boto("s3", endpoint)
+    s3.create_bucket(Bucket=bucket)
+    for path in sorted(p for p in (root / "bundle").rglob("*") if p.is_file()):
+        s3.upload_file(str(path), bucket, path.relative_to(root).as_posix())
+    template = (root / "user_data" / "serve.sh.tftpl").read_text()
+    wheels = sum(p.stat().st_size for p in (root / "bundle" / "wheelhouse").glob("*/*.whl"))
+    return fill_template(template, {"bucket": bucket, "group": r.pools[0].group_name}), wheels
 
 
-def upload_wheelhouse(fleet, folder: Path) -> int:
-    s3 = boto("s3", fleet.endpoint)
-    total = 0
-    for wheel in sorted(folder.glob("*.whl")):
-        s3.upload_file(str(wheel), fleet.bucket, f"bundle/wheelhouse/{wheel.name}")
-        total += wheel.stat().st_size
-    return total
-
-
-def boot_once(fleet, case: str) -> dict:
-    """One serving instance for `case` ("a" or "b"): seconds and bytes."""
+def boot_once(fleet, case: str, user_data: str) -> dict:
+    """One serving instance for `case` ("a" or "b") booted from `user_data`: seconds and bytes."""
     metadata = imds_values("i-0be4c40000000000a" + case, "10.20.0.60", "us-east-1a", f"{STACK}-serve")
     inst = netns.Instance(f"bench-{case}", fleet.tools, fleet.emulator, metadata,
-                          image=fleet.image if case == "b" else None, image_on_pythonpath=fleet.image_on_pythonpath)
+                          image=fleet.image if case == "b" else None)
     try:
         probe = inst.run(sys.executable, "-c", "import socket; socket.create_connection(('151.101.0.223', 443), timeout=3)",
                          check=False)
         assert probe.returncode != 0 and "unreachable" in probe.stderr.lower(), "the instance has a route out"
         start = time.monotonic()
-        if case == "a":
-            inst.run(sys.executable, "-c", FETCH_WHEELHOUSE, fleet.bucket, "bundle/wheelhouse/", "/opt/gpufleet/wheelhouse",
-                     env=inst.environment(REGION), timeout=600)
-        else:
-            inst.sh("mkdir -p /opt/gpufleet/wheelhouse")
-        fetched_wheelhouse_s = time.monotonic() - start
-        code, boot_s = inst.boot(fleet.user_data["serve"], REGION, timeout=900)
+        code, boot_s = inst.boot(user_data, REGION, timeout=900)
         if code != 0:
             raise RuntimeError(f"case {case}: the bootstrap failed\n{inst.console()}")
         while inst.http_get(f"http://127.0.0.1:{PORT}/readyz", timeout=2)[0] != 200:
@@ -101,7 +92,6 @@ def boot_once(fleet, case: str) -> dict:
         steps = {line.split(": ", 1)[1].rsplit(" ok (", 1)[0]: float(line.rsplit("(", 1)[1].split(" s)")[0])
                  for line in inst.console().splitlines() if " ok (" in line}
         return {"case": case, "ready_s": round(ready_s, 2), "bootstrap_s": round(boot_s, 2),
-                "wheelhouse_copy_s": round(fetched_wheelhouse_s, 2) if case == "a" else 0.0,
                 "steps_s": steps, "bucket_bytes": inst.relay.bytes_in, "outside_bytes": 0}
     finally:
         inst.close()
@@ -121,17 +111,15 @@ def main():
         with tempfile.TemporaryDirectory(prefix="bootstrap-bench-") as tmp:
             print("applying the training stack to the emulator and rendering the serving user_data ...", flush=True)
             fleet = make_fleet(Path(tmp), info.endpoint)
-            results, wheelhouse_bytes = {}, 0
+            results, user_data = {}, {"b": fleet.user_data["serve"]}
+            wheelhouse_bytes = {"b": fleet.wheelhouse_bytes}
             if args.only in (None, "a"):
-                requirements = Path(tmp) / "requirements.txt"
-                requirements.write_bytes(boto("s3", info.endpoint).get_object(
-                    Bucket=fleet.bucket, Key="bundle/requirements.txt")["Body"].read())
-                print("building the wheelhouse (pip download, cached under build/bench/) ...", flush=True)
-                wheelhouse_bytes = upload_wheelhouse(fleet, build_wheelhouse(requirements))
+                user_data["a"], wheelhouse_bytes["a"] = torch_bundle(Path(tmp), info.endpoint)
+                write_model(info.endpoint, f"{STACK}-torch", Path(tmp) / "model-a")
             for case in ("b", "a"):
                 if args.only in (None, case):
                     print(f"booting case ({case}) ...", flush=True)
-                    results[case] = boot_once(fleet, case)
+                    results[case] = boot_once(fleet, case, user_data[case])
     finally:
         if started:
             emulator.stop()
@@ -147,7 +135,7 @@ def main():
     print(f"{names['c']:40} {'skipped: no route out of the instance (by design); PyPI is not measured':>40}")
     for case, r in results.items():
         print(f"  ({case}) steps: " + ", ".join(f"{k} {v:.2f} s" for k, v in r["steps_s"].items())
-              + (f"; wheelhouse copy {r['wheelhouse_copy_s']:.2f} s" if case == "a" else ""))
+              + f"; wheelhouse {wheelhouse_bytes[case] / 1e6:.1f} MB")
     if "b" in results:
         ok = results["b"]["ready_s"] < BAR_S and results["b"]["outside_bytes"] == 0
         print(f"bar: image torch to /readyz < {BAR_S:.0f} s with 0 bytes from outside: "

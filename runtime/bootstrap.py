@@ -541,7 +541,10 @@ def _install(pip: Path, wheelhouse: Path, files: list[Path], index_url: str | No
         return
     wheel, requirements = files[0], files[1]
     if house:
-        pip_install(pip, ["--no-index", "--require-hashes", "--no-deps", "--ignore-installed",
+        # A pin the image already satisfies (use_image_torch: the same version in the image's
+        # Python) is used from there; any other comes from the wheelhouse into the venv, in
+        # front of the image's, so the venv holds exactly the pinned versions either way.
+        pip_install(pip, ["--no-index", "--require-hashes", "--no-deps",
                           "--find-links", str(wheelhouse), "-r", str(files[2])], "in the wheelhouse")
         pip_install(pip, ["--no-index", "--no-deps", str(wheel)])
         return

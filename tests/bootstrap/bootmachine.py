@@ -52,11 +52,13 @@ class Machine:
     `wheelhouse=True`: the bucket holds bundle/wheelhouse/x86_64/ (tinydep and its hashed
     manifest, infra.wheelhouse's format) and the config points at it, so the instance has no
     local wheelhouse. Else a local /opt/gpufleet/wheelhouse holds tinydep (the older layout).
-    `config` entries are merged into the runtime config; `env` lines are added to the env file.
+    `house_extra` adds (name, version) wheels to that wheelhouse and its manifest. `config`
+    entries are merged into the runtime config; `env` lines are added to the env file.
     """
 
     def __init__(self, tmp: Path, metadata_url: str, requirements: str = "tinydep==1.0\n",
-                 wheelhouse: bool = False, config: dict | None = None, env: str = ""):
+                 wheelhouse: bool = False, config: dict | None = None, env: str = "",
+                 house_extra: tuple[tuple[str, str], ...] = ()):
         self.root = tmp / "root"
         self.bucket = tmp / "bucket"
         self.calls = tmp / "systemctl.calls"
@@ -76,6 +78,9 @@ class Machine:
             house = self.bucket / "bundle" / "wheelhouse" / "x86_64"
             house.mkdir(parents=True)
             (house / dep_name).write_bytes(dep)
+            for extra, version in house_extra:
+                filename, data = make_wheel(extra, version)
+                (house / filename).write_bytes(data)
             manifest = manifest_text(house, "x86_64", "%d.%d" % sys.version_info[:2], "wheelhouse")
             (house / "requirements.hashes.txt").write_text(manifest)
             bundle["wheelhouse"] = {"arch": "x86_64", "prefix": "bundle/wheelhouse/x86_64/",

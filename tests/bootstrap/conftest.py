@@ -9,15 +9,16 @@ user_data comes from rendering the same stack with a serving fleet (`gpufleet re
 `${bucket}` filled in as Terraform's templatefile() would: the bundle it fetches is the one
 the apply uploaded (the bundle does not depend on the stack, so its digest is the same).
 
+The wheelhouse: `gpufleet bundle` builds it for the stack (torch left to the image, CPython
+of this machine) under the root the apply renders, from the package sources this machine's
+pip is configured with, before the apply; the apply uploads it with the bundle, and each
+instance fetches it from the bucket and installs `--no-index --require-hashes`.
+
 The image's Python: `build_image` makes a venv of this machine's Python whose packages are the
 dev environment's (torch and the rest, not gpufleet), and each instance has it at /opt/pytorch,
 where a Deep Learning AMI keeps its PyTorch environment, with `python3` on PATH running it.
-Nothing is downloaded. A bootstrap with a torch policy (`bundle.torch` in the runtime config)
-builds its venv on that Python itself. The current one creates an isolated venv and installs
-requirements.txt; for it, and only then, the instance's environment puts the image's packages
-on PYTHONPATH, so pip finds every pinned requirement already satisfied, and
-/opt/gpufleet/wheelhouse is made empty so it installs with `--no-index` rather than reach for
-PyPI, which it cannot: the stand-in for `use_image_torch` until runtime/bootstrap.py has it.
+The bootstrap (`runtime.torch: use_image_torch`, the default) builds its venv on that Python,
+so the image's torch is used and checked against gpufleet's range. Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -39,11 +40,14 @@ ROOT = Path(__file__).resolve().parents[2]
 # A name of its own per run: a run that died leaves its stack in the emulator, a new one must not collide.
 STACK = "bx" + uuid.uuid4().hex[:8]
 REGION = "us-east-1"
+# The instances' Python is the image's, which is this one (build_image).
+PYTHON = "%d.%d" % sys.version_info[:2]
 DATA_BUCKET = f"{STACK}-data"
 SPEC = f"""
 name: {STACK}
 cloud: aws
 region: {REGION}
+runtime: {{python_version: "{PYTHON}"}}
 network: {{cidr: 10.20.0.0/16, zones: 1}}
 artifacts: {{force_destroy: true}}
 training:
@@ -126,12 +130,10 @@ def fill_template(text: str, values: dict) -> str:
 class Fleet:
     """The applied stack: endpoint, bucket, user_data per role, and the training instances."""
 
-    def __init__(self, endpoint, bucket, user_data, train_instances, tools, image, tmp):
+    def __init__(self, endpoint, bucket, user_data, train_instances, tools, image, tmp, wheelhouse_bytes):
         self.endpoint, self.bucket, self.user_data = endpoint, bucket, user_data
+        self.wheelhouse_bytes = wheelhouse_bytes
         self.train_instances, self.tools, self.image, self.tmp = train_instances, tools, image, tmp
-        # A bootstrap without a torch policy builds an isolated venv: the image's packages reach
-        # it only through PYTHONPATH (the stand-in for use_image_torch until it has one).
-        self.image_on_pythonpath = "torch" not in runtime_config_of(user_data["serve"]).get("bundle", {})
         host, port = endpoint.removeprefix("http://").rsplit(":", 1)
         self.emulator = (host, int(port))
         self.opened: list = []
@@ -146,19 +148,9 @@ class Fleet:
         return imds_values(instance_id, address, zone, group)
 
     def instance(self, name: str, metadata: dict, **kw) -> netns.Instance:
-        inst = netns.Instance(name, self.tools, self.emulator, metadata, image=self.image,
-                              image_on_pythonpath=self.image_on_pythonpath, **kw)
+        inst = netns.Instance(name, self.tools, self.emulator, metadata, image=self.image, **kw)
         self.opened.append(inst)
-        if not self.bucket_has_wheelhouse():
-            # Stand-in until the bootstrap fetches a wheelhouse from the bucket: an empty one, so
-            # it installs with `--no-index` (every requirement is the image's) instead of
-            # reaching for PyPI, which it cannot.
-            inst.sh("mkdir -p /opt/gpufleet/wheelhouse")
         return inst
-
-    def bucket_has_wheelhouse(self) -> bool:
-        listed = boto("s3", self.endpoint).list_objects_v2(Bucket=self.bucket, Prefix="bundle/wheelhouse/", MaxKeys=1)
-        return bool(listed.get("KeyCount"))
 
     def close(self):
         for inst in self.opened:
@@ -214,7 +206,12 @@ def make_fleet(tmp: Path, endpoint: str, epochs: int = 200) -> Fleet:
     spec.write_text(SPEC.replace("EPOCHS", str(epochs)))
     write_dataset(endpoint, tmp / "data")
     import json
-    applied = run_gpufleet("apply", str(spec), "--target", "emulator", "--root", str(tmp / "root"), "--yes",
+    import shutil
+    root = tmp / "root"
+    bundled = run_gpufleet("bundle", str(spec), "--root", str(root), timeout=300)
+    wheelhouse = root / "bundle" / "wheelhouse"
+    assert any(wheelhouse.glob("*/*.whl")), bundled.stdout + bundled.stderr
+    applied = run_gpufleet("apply", str(spec), "--target", "emulator", "--root", str(root), "--yes",
                            timeout=300)
     outputs = json.loads(applied.stdout)
     bucket, group = outputs["artifacts_bucket"], outputs["training_group_name"]
@@ -234,6 +231,8 @@ def make_fleet(tmp: Path, endpoint: str, epochs: int = 200) -> Fleet:
     serve_spec = tmp / "serve-stack.yaml"
     serve_spec.write_text(spec.read_text() + SERVING)
     r = load_stack(serve_spec)
+    # the same wheelhouse, so the same bundle digest as the one the apply uploaded
+    shutil.copytree(wheelhouse, tmp / "serve-root" / "bundle" / "wheelhouse")
     rendered = render(r, tmp / "serve-root")
     serve_template = (rendered / "user_data" / "serve.sh.tftpl").read_text()
     serve_user_data = fill_template(serve_template, {"bucket": bucket, "group": r.pools[0].group_name})
@@ -241,7 +240,7 @@ def make_fleet(tmp: Path, endpoint: str, epochs: int = 200) -> Fleet:
     write_model(endpoint, bucket, tmp / "model")
     tools = standins.write_tools(tmp / "tools", sys.executable)
     return Fleet(endpoint, bucket, {"train": train_user_data, "serve": serve_user_data}, instances, tools,
-                 build_image(tmp / "image"), tmp)
+                 build_image(tmp / "image"), tmp, sum(p.stat().st_size for p in wheelhouse.glob("*/*.whl")))
 
 
 @pytest.fixture(scope="module")

@@ -250,15 +250,14 @@ class Instance(Namespace):
     `image` is a venv on the host standing for the GPU image's Python environment (torch and the
     rest, no gpufleet: tests/bootstrap/conftest.py builds it), copied to IMAGE_DIR, and
     `python3` on PATH is its interpreter; without one, `python3` is `python` (an image without
-    torch). `image_on_pythonpath` also puts the image's packages on PYTHONPATH, for a bootstrap
-    that builds its venv without them (see conftest.py).
+    torch).
     """
 
     def __init__(self, name: str, tools: Path, emulator: tuple[str, int], metadata: dict,
-                 image: Path | None = None, python: str = sys.executable, image_on_pythonpath: bool = False):
+                 image: Path | None = None, python: str = sys.executable):
         super().__init__(name)
         self.emulator_port = emulator[1]
-        self.image, self.image_on_pythonpath = image, image_on_pythonpath
+        self.image = image
         try:
             self._setup(tools, f"{IMAGE_DIR}/bin/python3" if image else python)
             self.imds = FakeIMDS(self.pid, metadata)
@@ -295,14 +294,11 @@ mount --bind /var/log/console /dev/console
 
     def environment(self, region: str) -> dict:
         """The environment user_data runs with (see BASE_PATH); the unit inherits it."""
-        env = {"PATH": BASE_PATH, "HOME": "/root", "LANG": "C.UTF-8",
+        return {"PATH": BASE_PATH, "HOME": "/root", "LANG": "C.UTF-8",
                "AWS_ENDPOINT_URL": f"http://127.0.0.1:{self.emulator_port}",
                "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": region,
                # a fresh VM has no pip configuration (this machine's points at local caches)
                "PIP_CONFIG_FILE": os.devnull, "OMP_NUM_THREADS": "1"}
-        if self.image and self.image_on_pythonpath:
-            env["PYTHONPATH"] = f"{IMAGE_DIR}/lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages"
-        return env
 
     def boot(self, user_data: str, region: str, timeout: float = 180) -> tuple[int, float]:
         """Run user_data as cloud-init would (bash, as root); (exit code, seconds)."""

@@ -54,8 +54,8 @@ def test_serving_instance_boots_offline_and_serves_predictions(fleet):
     code, _ = inst.boot(fleet.user_data["serve"], fleet.region)
     assert code == 0, _diagnose(inst, "serve")
     console = inst.console()
-    for step in ("read config", "read metadata", "fetch bundle", "verify bundle", "create venv", "install",
-                 "write unit", "start"):
+    for step in ("read config", "read metadata", "fetch bundle", "verify bundle", "fetch wheelhouse", "create venv",
+                 "check torch", "install", "write unit", "start"):
         assert re.search(rf"gpufleet-bootstrap: {step} ok \(\d+\.\d+ s\)", console), (step, console)
     assert inst.imds.requests and "meta-data/instance-id" in inst.imds.requests
 
@@ -65,8 +65,11 @@ def test_serving_instance_boots_offline_and_serves_predictions(fleet):
                                   json.dumps({"instances": [[0.5, -1.0, 0.25, 2.0], [-3.0, 0.0, 0.0, 1.0]]}))
     assert status == 200, body
     assert len(json.loads(body)["predictions"]) == 2
-    # Everything the instance fetched came through the emulator (the bucket): the wheel at least.
-    assert inst.relay.bytes_in > 10_000
+    # Everything the instance fetched came through the emulator (the bucket): the wheelhouse the
+    # apply uploaded (every runtime wheel but torch, which is the image's), and nothing else.
+    assert inst.relay.bytes_in > fleet.wheelhouse_bytes, (inst.relay.bytes_in, fleet.wheelhouse_bytes)
+    assert inst.path("/opt/gpufleet/wheelhouse").is_dir()
+    assert not list(inst.path("/opt/gpufleet/wheelhouse").glob("torch-*.whl"))
 
     # systemctl stop sends the unit's KillSignal (SIGTERM): the replica drains and exits 0.
     inst.run("systemctl", "stop", "gpufleet-serve.service", env=inst.environment(fleet.region), timeout=120)
@@ -138,11 +141,12 @@ def test_tampered_bundle_stops_the_boot_naming_the_digest(fleet):
     s3 = fleet.client("s3")
     tampered = f"{fleet.stack}-tampered"
     s3.create_bucket(Bucket=tampered)
-    for key in ("bundle/requirements.txt",) + tuple(
-            o["Key"] for o in s3.list_objects_v2(Bucket=fleet.bucket, Prefix="bundle/")["Contents"]
-            if o["Key"].endswith(".whl")):
+    # The bundle's files and the wheelhouse's manifest (its wheels are not reached: the digest
+    # fails first), with one line added to requirements.txt.
+    for key in (o["Key"] for o in s3.list_objects_v2(Bucket=fleet.bucket, Prefix="bundle/")["Contents"]
+                if not o["Key"].startswith("bundle/wheelhouse/") or not o["Key"].endswith(".whl")):
         body = s3.get_object(Bucket=fleet.bucket, Key=key)["Body"].read()
-        if key.endswith("requirements.txt"):
+        if key == "bundle/requirements.txt":
             body += b"evil-package==6.6.6\n"
         s3.put_object(Bucket=tampered, Key=key, Body=body)
     user_data = fleet.user_data["serve"].replace(fleet.bucket, tampered)

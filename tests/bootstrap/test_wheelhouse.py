@@ -162,6 +162,26 @@ def test_image_torch_is_used_through_the_images_python(tmp_path, imds):
     assert str(Path(torch.__file__).parents[1]) in pth.splitlines()
 
 
+def test_a_pin_the_image_satisfies_is_used_from_the_image_any_other_comes_from_the_wheelhouse(tmp_path, imds):
+    """use_image_torch: the venv ends with exactly the pinned versions; the image's package is used
+    where its version is the pin (no reinstall: the fast path on a GPU image), else the wheel."""
+    from importlib.metadata import version
+
+    same, other = version("six"), "0.0.1"
+    m = Machine(tmp_path, imds, wheelhouse=True, house_extra=(("six", same), ("pyyaml", other)))
+    _image_torch(m, "torch>=2.3")
+    assert bootstrap.run(m.boot) == 0, m.lines()
+    venv = m.root / "opt" / "gpufleet" / "venv"
+    site = next(venv.glob("lib/python*/site-packages"))
+    installed = {p.name for p in site.glob("*.dist-info")}
+    assert f"six-{same}.dist-info" not in installed  # the image's six, not the stand-in wheel
+    assert {f"pyyaml-{other}.dist-info", "tinydep-1.0.dist-info"} <= installed
+    probe = "from importlib.metadata import version; print(version('six'), version('pyyaml'))"
+    out = subprocess.run([str(venv / "bin" / "python"), "-c", probe], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [same, other]  # the venv's pin in front of the image's pyyaml
+
+
 def test_image_torch_outside_the_range_stops_with_both_versions(tmp_path, imds):
     import torch
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from metadata_fake import FakeMetadata  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -56,59 +60,6 @@ def aws_client(moto_reset):
         )
 
     return make
-
-
-class FakeMetadata:
-    """IMDSv2 on 127.0.0.1: `PUT /latest/api/token` (with the TTL header) issues token-N, and GETs
-    must carry an issued token; `values` maps paths under /latest/ to text (404 otherwise).
-
-    With `rotate_tokens`, only the newest token is accepted, as if the older ones had expired:
-    that is how a client's renewal after a 401 is tested.
-    """
-
-    def __init__(self, values: dict, rotate_tokens: bool = False):
-        import http.server
-        import threading
-
-        self.values, self.rotate_tokens, self.tokens_issued = values, rotate_tokens, 0
-        owner = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def _send(self, code, text=""):
-                body = text.encode()
-                self.send_response(code)
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_PUT(self):
-                if self.path != "/latest/api/token" or "X-aws-ec2-metadata-token-ttl-seconds" not in self.headers:
-                    return self._send(400)
-                owner.tokens_issued += 1
-                self._send(200, f"token-{owner.tokens_issued}")
-
-            def do_GET(self):
-                if not owner.valid(self.headers.get("X-aws-ec2-metadata-token")):
-                    return self._send(401)
-                value = owner.values.get(self.path.removeprefix("/latest/"))
-                self._send(404) if value is None else self._send(200, value)
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def valid(self, token) -> bool:
-        if not token or not token.startswith("token-") or not token[6:].isdigit():
-            return False
-        n = int(token[6:])
-        return n == self.tokens_issued if self.rotate_tokens else 1 <= n <= self.tokens_issued
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

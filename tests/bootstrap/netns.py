@@ -6,7 +6,7 @@ An `Instance` is a process held in its own mount, network and UTS namespaces (`u
 - network: only loopback (plus `eth0` on a bridge for a training fleet, `Fabric`, with EC2's
   `ip-A-B-C-D` hostname resolving to the address, as the VPC's DNS would). No route to
   anything else, so a step that reaches for PyPI or the internet fails, as it would in a VPC
-  without a NAT. 169.254.169.254 is on `lo`, where a fake IMDSv2 (`FakeIMDS`) answers on port 80.
+  without a NAT. 169.254.169.254 is on `lo`, where a fake IMDSv2 (`fake_imds_in`) answers on port 80.
 - the cloud's APIs: `127.0.0.1:PORT` inside the namespace is relayed (`Relay`) to the AWS
   emulator (moto) in the host's namespace, through a listening socket made inside the namespace.
   It stands for the regional endpoints a VPC reaches (the S3 gateway endpoint and the API
@@ -30,7 +30,6 @@ Everything here needs root and unshare(2); `unavailable()` says why not, for a s
 from __future__ import annotations
 
 import ctypes
-import http.server
 import os
 import shutil
 import signal
@@ -40,6 +39,9 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from metadata_fake import FakeMetadata  # noqa: E402
 
 CLONE_NEWNET = 0x40000000
 IMDS_ADDRESS = "169.254.169.254"
@@ -137,54 +139,13 @@ class Relay:
         self.sock.close()
 
 
-class FakeIMDS:
-    """IMDSv2 at 169.254.169.254:80 inside a namespace: PUT /latest/api/token, then GETs with the
-    token; `values` maps paths under /latest/ to text (404 otherwise). Change `values` to post a
-    notice (`meta-data/spot/instance-action`) or a lifecycle state."""
-
-    def __init__(self, pid: int, values: dict):
-        self.values, self.tokens, self.requests = values, set(), []
-        owner = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def _send(self, code, text=""):
-                body = text.encode()
-                self.send_response(code)
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_PUT(self):
-                if self.path != "/latest/api/token" or "X-aws-ec2-metadata-token-ttl-seconds" not in self.headers:
-                    return self._send(400)
-                token = f"token-{len(owner.tokens) + 1}"
-                owner.tokens.add(token)
-                self._send(200, token)
-
-            def do_GET(self):
-                if self.headers.get("X-aws-ec2-metadata-token") not in owner.tokens:
-                    return self._send(401)
-                path = self.path.removeprefix("/latest/")
-                owner.requests.append(path)
-                value = owner.values.get(path)
-                self._send(404) if value is None else self._send(200, value)
-
-        sock = socket_in(pid)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((IMDS_ADDRESS, 80))
-        sock.listen(32)
-        self.server = http.server.ThreadingHTTPServer((IMDS_ADDRESS, 80), Handler, bind_and_activate=False)
-        self.server.socket.close()
-        self.server.socket = sock
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+def fake_imds_in(pid: int, values: dict) -> FakeMetadata:
+    """The fake IMDSv2 (tests/metadata_fake.py) at 169.254.169.254:80 inside the namespace of `pid`."""
+    sock = socket_in(pid)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((IMDS_ADDRESS, 80))
+    sock.listen(32)
+    return FakeMetadata(values, sock=sock)
 
 
 def _netns_inode(pid: int) -> int | None:
@@ -260,7 +221,7 @@ class Instance(Namespace):
         self.image = image
         try:
             self._setup(tools, f"{IMAGE_DIR}/bin/python3" if image else python)
-            self.imds = FakeIMDS(self.pid, metadata)
+            self.imds = fake_imds_in(self.pid, metadata)
             self.relay = Relay(self.pid, self.emulator_port, emulator)
         except BaseException:
             super().close()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
-import http.server
 import json
 import os
 import re
@@ -17,47 +16,18 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
-from pathlib import Path
 
 import pytest
 
 from runtime import bootstrap
 
 sys.path.insert(0, os.path.dirname(__file__))
-from bootmachine import ROOT, WHEEL, Machine  # noqa: E402
+from bootmachine import INSTANCE, ROOT, WHEEL, Machine  # noqa: E402
 
 
-class FakeIMDS(http.server.BaseHTTPRequestHandler):
-    """IMDSv2: PUT /latest/api/token, then GETs with the token header."""
-
-    def do_PUT(self):
-        self._send(200, "tok" if self.path == "/latest/api/token" else "")
-
-    def do_GET(self):
-        ok = self.headers.get("X-aws-ec2-metadata-token") == "tok"
-        if self.path == "/latest/meta-data/instance-id" and ok:
-            self._send(200, "i-0123456789abcdef0")
-        else:
-            self._send(401 if not ok else 404, "")
-
-    def _send(self, code: int, body: str):
-        data = body.encode()
-        self.send_response(code)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture(scope="module")
-def imds():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeIMDS)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+@pytest.fixture
+def imds(fake_imds):
+    return fake_imds({"meta-data/instance-id": INSTANCE}).url
 
 
 @pytest.fixture

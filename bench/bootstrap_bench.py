@@ -12,8 +12,9 @@ applied. Cases, side by side:
     bench uploads the rendered bundle/ to a second bucket key by key, as the storage module's
     objects would (one applied stack holds one wheelhouse: the emulator already holds (b)'s).
 (b) image torch (`use_image_torch`, the default): the applied stack's own wheelhouse (every
-    requirement but torch), and the image's Python (torch and the rest, see
-    tests/bootstrap/conftest.py) builds the venv, so pip installs what the image lacks.
+    requirement but torch) in the bucket, and the image's Python (torch and the rest but
+    xxhash, see tests/bootstrap/conftest.py) builds the venv, so the instance fetches and
+    installs only what the image lacks.
 (c) PyPI, the old path: not measured. The instance has no route out by design, and this
     machine reaches PyPI only through local caches, so a figure would not be PyPI's.
 

@@ -19,21 +19,22 @@ writable, else stderr) and to the log file, e.g. `gpufleet-bootstrap: fetch bund
 4. verify bundle: sha256 over those files' bytes, concatenated in order of their names (the
    renderer's definition, infra.bundle.digest) must equal GPUFLEET_BUNDLE_SHA256: a tampered
    wheel or manifest stops here.
-5. fetch wheelhouse: the wheels the manifest names (its `# file` comments), from
-   `bundle.wheelhouse.prefix` into /opt/gpufleet/wheelhouse.
-6. create venv: with the image's Python (`bundle.torch.image_python`; with the wheelhouse
+5. create venv: with the image's Python (`bundle.torch.image_python`; with the wheelhouse
    policy the Python running this file when the image has none). `bundle.torch.policy`
    use_image_torch adds `--system-site-packages` and a .pth naming that Python's
    purelib/platlib (sysconfig), so its torch is seen even when the image Python is itself a
    venv (the DLAMI's /opt/pytorch); wheelhouse: an isolated venv. With a wheelhouse, the
    venv's Python must be the X.Y it was built for (`bundle.python`).
-7. check torch (use_image_torch): the image torch's version within `bundle.torch.requirement`
+6. check torch (use_image_torch): the image torch's version within `bundle.torch.requirement`
    (gpufleet's range), else one line naming both.
+7. fetch wheelhouse: the wheels the manifest names (its `# file` comments), from
+   `bundle.wheelhouse.prefix` into /opt/gpufleet/wheelhouse; with use_image_torch only those
+   whose pinned version the venv does not already see in the image (pip skips those).
 8. install: with a wheelhouse, `pip install --no-index --require-hashes --no-deps
    --find-links /opt/gpufleet/wheelhouse -r requirements.hashes.txt` (pip refuses a wheel whose
    hash differs: the line names it), then the verified gpufleet wheel with `--no-deps`. Nothing
    leaves the VPC. Without one, requirements.txt from the package index as before (torch left
-   out with use_image_torch); with `bundle.index_url`, 3-5 are skipped and `gpufleet==VERSION`
+   out with use_image_torch); with `bundle.index_url`, 3, 4 and 7 are skipped and `gpufleet==VERSION`
    comes from that index.
 9. write unit: /etc/systemd/system/gpufleet-ROLE.service. 10. start: `systemctl daemon-reload`
    and `systemctl enable --now`.
@@ -292,6 +293,23 @@ def manifest_files(manifest: Path) -> list[str]:
     return names
 
 
+def wheels_to_fetch(venv: Path, manifest: Path, names: list[str]) -> list[str]:
+    """The manifest's wheels whose pin (`name==version`) the venv does not already hold at that
+    version: with use_image_torch, the image's packages at the pinned version are used (pip
+    skips them), so only the others come from the bucket."""
+    pins = re.findall(r"^(\S+)==(\S+)\s.*#\s*(\S+\.whl)\s*$", manifest.read_text(), re.M)
+    probe = ("import json, sys\nfrom importlib.metadata import version\nout = []\n"
+             "for name, want in json.load(sys.stdin):\n"
+             "    try:\n        out.append(version(name) == want)\n"
+             "    except Exception:\n        out.append(False)\nprint(json.dumps(out))")
+    proc = subprocess.run([str(venv / "bin" / "python"), "-c", probe], input=json.dumps([p[:2] for p in pins]),
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        return names  # fetch them all; pip decides
+    held = {f for (_, _, f), ok in zip(pins, json.loads(proc.stdout)) if ok}
+    return [n for n in names if n not in held]
+
+
 def _last_line(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return lines[-1] if lines else "(no output)"
@@ -467,10 +485,6 @@ def run(boot: Boot) -> int:
                     fetch(bucket, key, dest)
             step("fetch bundle", fetch_all)
             step("verify bundle", verify, files, env["GPUFLEET_BUNDLE_SHA256"])
-            if house:
-                many = boot.fetch_many or (aws_cli_fetch_many if cloud == "aws" and boot.fetch is None
-                                           else lambda b, p, names, d: [fetch(b, p + n, d / n) for n in names])
-                step("fetch wheelhouse", lambda: many(bucket, house["prefix"], manifest_files(files[2]), wheelhouse))
         venv = opt / "venv"
         image_torch = torch.get("policy") == "use_image_torch"
         # The image's Python builds the venv (the X.Y the wheelhouse was built for); with the
@@ -481,6 +495,17 @@ def run(boot: Boot) -> int:
         step("create venv", _create_venv, python, venv, image_torch, bundle.get("python") if house else None)
         if image_torch:
             step("check torch", _check_torch, venv, python, torch.get("requirement") or "torch")
+        if house:
+            many = boot.fetch_many or (aws_cli_fetch_many if cloud == "aws" and boot.fetch is None
+                                       else lambda b, p, names, d: [fetch(b, p + n, d / n) for n in names])
+
+            def fetch_wheelhouse() -> None:
+                names = manifest_files(files[2])
+                if image_torch:
+                    names = wheels_to_fetch(venv, files[2], names)
+                if names:
+                    many(bucket, house["prefix"], names, wheelhouse)
+            step("fetch wheelhouse", fetch_wheelhouse)
         step("install", _install, venv / "bin" / "pip", wheelhouse, files, index_url, config, image_torch, bool(house))
         unit = boot.path(f"/etc/systemd/system/gpufleet-{role}.service")
         step("write unit", _write, unit, unit_text(boot, role, warm))

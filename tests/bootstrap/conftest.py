@@ -95,8 +95,10 @@ def boto(service: str, endpoint: str):
 def build_image(folder: Path) -> Path:
     """The GPU image's Python environment: a venv of this machine's base Python (no pip) whose
     site-packages are symlinks to the dev environment's packages, torch included, without
-    gpufleet's own editable install (an image does not carry gpufleet) and without pip (a
-    venv made from it brings its own: ensurepip installs none where it already sees one)."""
+    gpufleet's own editable install (an image does not carry gpufleet), without pip (a venv
+    made from it brings its own: ensurepip installs none where it already sees one), and
+    without xxhash: a requirement the image lacks, which the instance must fetch from the
+    wheelhouse and install, while it uses the image's packages for the rest."""
     import subprocess
     import sysconfig
     subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", str(folder)],
@@ -105,7 +107,7 @@ def build_image(folder: Path) -> Path:
     target = folder / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
     for entry in site.iterdir():
         name = entry.name.lower()
-        if name.endswith(".pth") or re.match(r"(gpufleet|__editable__|pip)($|-|\.)", name):
+        if name.endswith(".pth") or re.match(r"(gpufleet|__editable__|pip|xxhash)($|-|\.)", name):
             continue
         (target / entry.name).symlink_to(entry)
     return folder

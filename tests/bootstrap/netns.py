@@ -52,6 +52,18 @@ IMDS_ADDRESS = "169.254.169.254"
 # PyTorch venv (copied in: the host's copy may be under /tmp, which the instance has its own of).
 IMAGE_DIR = "/opt/pytorch"
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# The host folders an instance gets a private tmpfs over (see Instance._setup).
+PRIVATE = ("/opt", "/tmp", "/root/.cache", "/usr/local/bin")
+
+
+def host_folders_to_keep() -> list[str]:
+    """The checkout and this Python's environment where they lie under a PRIVATE folder (a clone
+    under /tmp, as CI's may be): the instance must still see them, for the stand-ins and the
+    Python that runs them."""
+    checkout = str(Path(__file__).resolve().parents[2])
+    wanted = {checkout, str(Path(sys.prefix).resolve()), str(Path(sys.base_prefix).resolve())}
+    under = [w for w in wanted if any(w == d or w.startswith(d + "/") for d in PRIVATE)]
+    return [w for w in sorted(under) if not any(w.startswith(o + "/") for o in under)]
 
 def unavailable() -> str | None:
     """Why private namespaces cannot be made here (a skip reason), or None."""
@@ -228,6 +240,9 @@ class Instance(Namespace):
             raise
 
     def _setup(self, tools: Path, image_python: str):
+        kept = host_folders_to_keep()
+        keep = "".join(f"mkdir -p /mnt/keep/{i} && mount --bind {path} /mnt/keep/{i}\n" for i, path in enumerate(kept))
+        restore = "".join(f"mkdir -p {path} && mount --bind /mnt/keep/{i} {path}\n" for i, path in enumerate(kept))
         # /mnt is this instance's scratch tmpfs (the overlays' upper folders), made first so
         # that later tmpfs mounts (over /tmp, where `tools` may live) do not hide what it needs.
         self.sh(f"""
@@ -237,7 +252,7 @@ mount -t tmpfs -o mode=0755 scratch /mnt
 mkdir -p /mnt/etc.u /mnt/etc.w /mnt/var.u /mnt/var.w /mnt/bin
 cp -a {tools}/. /mnt/bin/
 {f"cp -a {self.image} /mnt/image" if self.image else ":"}
-printf '#!/bin/sh\nexec %s "$@"\n' {image_python} >/mnt/bin/python3 && chmod 755 /mnt/bin/python3
+{keep}printf '#!/bin/sh\nexec %s "$@"\n' {image_python} >/mnt/bin/python3 && chmod 755 /mnt/bin/python3
 mount -t overlay overlay -o lowerdir=/etc,upperdir=/mnt/etc.u,workdir=/mnt/etc.w /etc
 mount -t overlay overlay -o lowerdir=/var,upperdir=/mnt/var.u,workdir=/mnt/var.w /var
 mount -t tmpfs tmpfs /etc/systemd
@@ -248,7 +263,7 @@ mount -t tmpfs -o mode=1777 tmpfs /tmp
 if [ -d /root/.cache ]; then mount -t tmpfs tmpfs /root/.cache; fi
 mount -t tmpfs -o mode=0755 tmpfs /usr/local/bin
 cp -a /mnt/bin/python3 /mnt/bin/aws /usr/local/bin/
-mount --bind /mnt/bin/systemctl {shutil.which('systemctl') or '/usr/bin/systemctl'}
+{restore}mount --bind /mnt/bin/systemctl {shutil.which('systemctl') or '/usr/bin/systemctl'}
 : >/var/log/console
 mount --bind /var/log/console /dev/console
 """)

@@ -82,8 +82,8 @@ def test_torch_is_in_the_wheelhouse_only_by_policy():
 def test_installs_from_the_bucket_wheelhouse_with_hashes(tmp_path, imds):
     m = Machine(tmp_path, imds, wheelhouse=True)
     assert bootstrap.run(m.boot) == 0, m.lines()
-    assert m.steps() == ["read config", "read metadata", "fetch bundle", "verify bundle", "fetch wheelhouse",
-                         "create venv", "install", "write unit", "start"]
+    assert m.steps() == ["read config", "read metadata", "fetch bundle", "verify bundle", "create venv",
+                         "fetch wheelhouse", "install", "write unit", "start"]
     venv = m.root / "opt" / "gpufleet" / "venv"
     out = subprocess.run([str(venv / "bin" / "python"), "-c", "import tinydep_mod, gpufleet_mod"], capture_output=True)
     assert out.returncode == 0, out.stderr
@@ -164,7 +164,8 @@ def test_image_torch_is_used_through_the_images_python(tmp_path, imds):
 
 def test_a_pin_the_image_satisfies_is_used_from_the_image_any_other_comes_from_the_wheelhouse(tmp_path, imds):
     """use_image_torch: the venv ends with exactly the pinned versions; the image's package is used
-    where its version is the pin (no reinstall: the fast path on a GPU image), else the wheel."""
+    where its version is the pin (neither fetched nor reinstalled: the fast path on a GPU
+    image), else the wheelhouse's."""
     from importlib.metadata import version
 
     same, other = version("six"), "0.0.1"
@@ -180,6 +181,9 @@ def test_a_pin_the_image_satisfies_is_used_from_the_image_any_other_comes_from_t
     out = subprocess.run([str(venv / "bin" / "python"), "-c", probe], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [same, other]  # the venv's pin in front of the image's pyyaml
+    # only what the image lacks came from the bucket
+    fetched = {p.name for p in (m.root / "opt" / "gpufleet" / "wheelhouse").glob("*.whl")}
+    assert fetched == {f"pyyaml-{other}-py3-none-any.whl", "tinydep-1.0-py3-none-any.whl"}
 
 
 def test_image_torch_outside_the_range_stops_with_both_versions(tmp_path, imds):
